@@ -1,0 +1,1 @@
+//! Test harness: a private containerd and a busybox test image.

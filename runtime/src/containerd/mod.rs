@@ -1,0 +1,36 @@
+//! The only module that speaks containerd's gRPC API.
+//!
+//! [`Client`] wraps one channel plus the containerd namespace, sets the `containerd-namespace`
+//! (and, where asked, `containerd-lease`) metadata in one place, and classifies every
+//! `tonic::Status` once into [`ContainerdError`], so code above matches variants, never strings.
+//! Only the core services that containerd 1.6 implements are used.
+
+mod client;
+mod error;
+
+pub use client::{Client, ContainerSpec, Lease, TaskExit, TaskIo};
+pub use containerd_client::services::v1::snapshots::Info as SnapshotInfo;
+pub use containerd_client::services::v1::Container;
+pub use containerd_client::services::v1::Image;
+pub use containerd_client::types::{Descriptor, Mount};
+pub use error::ContainerdError;
+
+/// Labels podctl puts on containerd objects, and the gc labels containerd itself reads.
+pub mod labels {
+    /// Pod a container belongs to.
+    pub const POD: &str = "io.podctl.pod";
+    /// Name of the container inside its pod.
+    pub const CONTAINER: &str = "io.podctl.container";
+    /// `init` or `main`.
+    pub const ROLE: &str = "io.podctl.role";
+    /// Annotation that makes the runc v2 shim serve every container of a pod from one process.
+    pub const SHIM_GROUP: &str = "io.containerd.runc.v2.group";
+    /// Keeps an object from gc while it is referenced only by a lease that might expire.
+    pub const GC_EXPIRE: &str = "containerd.io/gc.expire";
+    /// Prefix of the labels that make content reference other content.
+    pub const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
+    /// Prefix of the label that makes content reference a snapshot (`.<snapshotter>` follows).
+    pub const GC_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot";
+    /// Uncompressed digest of a layer blob.
+    pub const UNCOMPRESSED: &str = "containerd.io/uncompressed";
+}
