@@ -1,1 +1,130 @@
-fn main() {}
+//! `podctl`: run Kubernetes `v1 Pod` manifests on one host with containerd.
+//!
+//! This is the binary's edge: it parses arguments, sets up logging and the async runtime,
+//! calls the library, prints, and is the only place that picks an exit code.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Run Kubernetes v1 Pod manifests on this host, with containerd and without Kubernetes.
+///
+/// podctl gives the pod one shared network, UTS and IPC namespace, mounts its volumes, runs
+/// its init containers one after another (each must exit 0), then its main containers. The
+/// same YAML runs unchanged on a Kubernetes cluster.
+#[derive(Debug, Parser)]
+#[command(name = "podctl", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// containerd's gRPC socket
+    #[arg(
+        long,
+        global = true,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    address: PathBuf,
+    /// containerd namespace podctl keeps its images and containers in
+    #[arg(
+        long,
+        global = true,
+        env = "PODCTL_NAMESPACE",
+        default_value = "podctl"
+    )]
+    namespace: String,
+    /// podctl's state directory (pod namespaces, volumes, logs, status)
+    #[arg(
+        long,
+        global = true,
+        env = "PODCTL_ROOT",
+        default_value = "/var/lib/podctl"
+    )]
+    root: PathBuf,
+    /// Log filter for podctl's own diagnostics on stderr (e.g. debug, podctl_runtime=trace)
+    #[arg(long, global = true, env = "PODCTL_LOG", default_value = "warn")]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pod manifest in the foreground until its containers end
+    ///
+    /// Streams every container's output prefixed with its name, keeps per-container logs
+    /// under <root>/<namespace>/pods/<pod>/logs, and exits with the main container's exit
+    /// code (the first non-zero one; a failed init container's code when init failed).
+    /// Ctrl-C or SIGTERM stops the pod: the stop signal, terminationGracePeriodSeconds
+    /// (default 30), then SIGKILL. Exit codes: 2 for an invalid manifest, 125 when podctl
+    /// itself fails (containerd unreachable, image missing, ...).
+    Run(commands::run::Args),
+    /// Check a pod manifest without running it (exit code 2 when invalid)
+    Validate(commands::validate::Args),
+    /// Remove a finished pod: its containers, snapshots, volumes, logs and state
+    Rm(commands::rm::Args),
+    /// Manage images in containerd's store
+    #[command(subcommand)]
+    Image(commands::image::Command),
+    /// Show podctl's and containerd's versions
+    Version,
+}
+
+/// How data is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Human-readable table
+    #[default]
+    Table,
+    Json,
+    Yaml,
+}
+
+/// An error whose exit code the binary chooses explicitly.
+#[derive(Debug, thiserror::Error)]
+#[error("{error:#}")]
+pub struct Exit {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.global.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("podctl: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(commands::dispatch(cli));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = e.downcast_ref::<Exit>().map(|x| x.code).unwrap_or(1);
+            eprintln!("podctl: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -19,8 +19,9 @@ use containerd_client::services::v1::{
     ApplyRequest, Container, CreateContainerRequest, CreateImageRequest, CreateRequest,
     CreateTaskRequest, DeleteContainerRequest, DeleteImageRequest, DeleteRequest,
     DeleteTaskRequest, GetImageRequest, GetRequest, Image, InfoRequest, KillRequest,
-    ListContainersRequest, ListImagesRequest, ListRequest, ReadContentRequest, StartRequest,
-    UpdateImageRequest, UpdateRequest, WaitRequest, WriteContentRequest,
+    ListContainersRequest, ListContentRequest, ListImagesRequest, ListRequest, ListStatusesRequest,
+    ListTasksRequest, ReadContentRequest, StartRequest, UpdateImageRequest, UpdateRequest,
+    WaitRequest, WriteContentRequest,
 };
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::Request;
@@ -174,6 +175,19 @@ impl Client {
         ignore_not_found(r.map(|_| ()))
     }
 
+    /// Deletes a lease and waits for containerd's gc to collect what it alone held, so a
+    /// failed import leaves no content behind. Missing means done.
+    pub async fn delete_lease_and_collect(&self, lease: &Lease) -> Result<(), ContainerdError> {
+        let r = LeasesClient::new(self.channel.clone())
+            .delete(self.req(DeleteRequest {
+                id: lease.id.clone(),
+                sync: true,
+            }))
+            .await
+            .op("leases.delete");
+        ignore_not_found(r.map(|_| ()))
+    }
+
     /// Ids of every lease in the namespace.
     pub async fn list_leases(&self) -> Result<Vec<String>, ContainerdError> {
         let resp = LeasesClient::new(self.channel.clone())
@@ -251,7 +265,26 @@ impl Client {
             Ok::<_, ContainerdError>(())
         }
         .await;
-        feeder.abort();
+        // containerd answers a stream that ends without a commit with success: only the
+        // feeder knows whether the reader failed half-way, so ask it before trusting `Ok`.
+        let fed = if result.is_ok() {
+            match feeder.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("reading the blob to send: {e}")),
+                Err(e) => Err(format!("the task feeding the blob failed: {e}")),
+            }
+        } else {
+            feeder.abort();
+            Ok(())
+        };
+        let result = match (result, fed) {
+            (Ok(()), Err(message)) => Err(ContainerdError::Rpc {
+                op: "content.write",
+                code: tonic::Code::Aborted,
+                message,
+            }),
+            (result, _) => result,
+        };
         match result {
             Ok(()) => Ok(true),
             Err(e) if e.is_already_exists() => {
@@ -259,11 +292,12 @@ impl Client {
                 Ok(false)
             }
             Err(e) => {
-                let _ = ContentClient::new(self.channel.clone())
-                    .abort(self.req(containerd_client::services::v1::AbortRequest {
-                        r#ref: reference,
-                    }))
-                    .await;
+                let _ =
+                    ContentClient::new(self.channel.clone())
+                        .abort(self.req(containerd_client::services::v1::AbortRequest {
+                            r#ref: reference,
+                        }))
+                        .await;
                 Err(e)
             }
         }
@@ -300,6 +334,34 @@ impl Client {
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every committed blob in the namespace, with its size and labels.
+    pub async fn list_blobs(&self) -> Result<Vec<BlobInfo>, ContainerdError> {
+        let mut stream = ContentClient::new(self.channel.clone())
+            .list(self.req(ListContentRequest { filters: vec![] }))
+            .await
+            .op("content.list")?;
+        let mut all = Vec::new();
+        while let Some(page) = stream.next().await {
+            let page = page.map_err(|s| ContainerdError::from_status("content.list", s))?;
+            all.extend(page.info.into_iter().map(|i| BlobInfo {
+                digest: i.digest,
+                size: i.size,
+                labels: i.labels,
+            }));
+        }
+        Ok(all)
+    }
+
+    /// References of the content writes in progress (ingests) in the namespace: a write that
+    /// was neither committed nor aborted stays here until containerd expires it.
+    pub async fn list_ingests(&self) -> Result<Vec<String>, ContainerdError> {
+        let resp = ContentClient::new(self.channel.clone())
+            .list_statuses(self.req(ListStatusesRequest { filters: vec![] }))
+            .await
+            .op("content.list_statuses")?;
+        Ok(resp.statuses.into_iter().map(|s| s.r#ref).collect())
     }
 
     /// Sets the given labels on a blob, leaving its other labels alone.
@@ -472,7 +534,11 @@ impl Client {
     }
 
     /// Removes a snapshot; missing means done.
-    pub async fn remove_snapshot(&self, snapshotter: &str, key: &str) -> Result<(), ContainerdError> {
+    pub async fn remove_snapshot(
+        &self,
+        snapshotter: &str,
+        key: &str,
+    ) -> Result<(), ContainerdError> {
         let r = SnapshotsClient::new(self.channel.clone())
             .remove(self.req(RemoveSnapshotRequest {
                 snapshotter: snapshotter.to_string(),
@@ -664,6 +730,17 @@ impl Client {
         ignore_not_found(r.map(|_| ()))
     }
 
+    /// Container ids of every task in the namespace.
+    pub async fn list_tasks(&self) -> Result<Vec<String>, ContainerdError> {
+        let resp = TasksClient::new(self.channel.clone())
+            .list(self.req(ListTasksRequest {
+                filter: String::new(),
+            }))
+            .await
+            .op("tasks.list")?;
+        Ok(resp.tasks.into_iter().map(|t| t.container_id).collect())
+    }
+
     /// The status of a container's task (`None` when it has none), as containerd's
     /// `Status` enum value: 1 created, 2 running, 3 stopped, 4 paused, 5 pausing.
     pub async fn task_status(&self, container_id: &str) -> Result<Option<i32>, ContainerdError> {
@@ -680,6 +757,14 @@ impl Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A committed blob as the content store describes it.
+#[derive(Debug, Clone)]
+pub struct BlobInfo {
+    pub digest: String,
+    pub size: i64,
+    pub labels: HashMap<String, String>,
 }
 
 /// How a task's process ended.

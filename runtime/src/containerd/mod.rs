@@ -8,7 +8,7 @@
 mod client;
 mod error;
 
-pub use client::{Client, ContainerSpec, Lease, TaskExit, TaskIo};
+pub use client::{BlobInfo, Client, ContainerSpec, Lease, TaskExit, TaskIo};
 pub use containerd_client::services::v1::snapshots::Info as SnapshotInfo;
 pub use containerd_client::services::v1::Container;
 pub use containerd_client::services::v1::Image;

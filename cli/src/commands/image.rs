@@ -1,0 +1,123 @@
+use std::path::PathBuf;
+
+use podctl_runtime::image::{self, ImportOptions};
+use podctl_runtime::reference;
+
+use crate::output::{print_data, table};
+use crate::{Format, Global};
+
+/// `podctl image ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Import an OCI image-layout or `docker save` tarball and unpack it for running
+    Import {
+        /// The tarball (plain or gzip-compressed)
+        file: PathBuf,
+        /// Name to record the image under, overriding the names in the archive
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// List images
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Remove images (their content and snapshots go once nothing else uses them)
+    #[command(alias = "remove")]
+    Rm {
+        /// Image references (`busybox` means docker.io/library/busybox:latest)
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+}
+
+pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<u8> {
+    let client = super::connect(g).await?;
+    match cmd {
+        Command::Import { file, name, output } => {
+            let opts = ImportOptions {
+                name,
+                snapshotter: image::DEFAULT_SNAPSHOTTER.to_string(),
+            };
+            let imported = image::import(&client, &file, &opts).await?;
+            match output {
+                Format::Table => {
+                    for i in &imported {
+                        println!("imported {} ({}, {} layers)", i.name, i.digest, i.layers);
+                    }
+                }
+                f => print_data(
+                    f,
+                    &imported
+                        .iter()
+                        .map(|i| serde_json::json!({"name": i.name, "digest": i.digest, "layers": i.layers, "size": i.size}))
+                        .collect::<Vec<_>>(),
+                )?,
+            }
+            Ok(0)
+        }
+        Command::Ls { output } => {
+            let images = image::list(&client).await?;
+            match output {
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = images
+                        .iter()
+                        .map(|i| {
+                            vec![
+                                reference::familiar(&i.name),
+                                short_digest(&i.digest),
+                                human_size(i.size),
+                            ]
+                        })
+                        .collect();
+                    print!("{}", table(&["IMAGE", "DIGEST", "SIZE"], &rows));
+                }
+                f => print_data(
+                    f,
+                    &images
+                        .iter()
+                        .map(|i| serde_json::json!({"name": i.name, "digest": i.digest, "size": i.size}))
+                        .collect::<Vec<_>>(),
+                )?,
+            }
+            Ok(0)
+        }
+        Command::Rm { images } => {
+            let mut failed = false;
+            for r in &images {
+                let name = reference::normalize(r).map_err(super::invalid)?;
+                match image::remove(&client, &name).await {
+                    Ok(()) => println!("{name}"),
+                    Err(e) => {
+                        eprintln!("podctl: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(u8::from(failed))
+        }
+    }
+}
+
+fn short_digest(d: &str) -> String {
+    let hex = d.strip_prefix("sha256:").unwrap_or(d);
+    hex.chars().take(12).collect()
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

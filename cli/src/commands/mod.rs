@@ -1,0 +1,62 @@
+//! One module per subcommand: load input, call the library, print.
+
+pub mod image;
+pub mod rm;
+pub mod run;
+pub mod validate;
+
+use anyhow::Context;
+use podctl_runtime::containerd::Client;
+
+use crate::{Cli, Command, Exit, Global};
+
+/// Exit code for input podctl refuses (manifest, reference, arguments).
+pub const EXIT_INVALID: u8 = 2;
+
+/// Runs the chosen command; returns the process exit code.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Run(args) => run::run(g, args).await,
+        Command::Validate(args) => validate::run(args),
+        Command::Rm(args) => rm::run(g, args).await,
+        Command::Image(cmd) => image::run(g, cmd).await,
+        Command::Version => {
+            println!("podctl {}", env!("CARGO_PKG_VERSION"));
+            let client = connect(g).await?;
+            println!("containerd {}", client.version().await?);
+            Ok(0)
+        }
+    }
+}
+
+/// Connects to containerd, or fails with one line naming the socket and how to start it.
+pub async fn connect(g: &Global) -> anyhow::Result<Client> {
+    Client::connect(&g.address, &g.namespace)
+        .await
+        .map_err(anyhow::Error::from)
+}
+
+/// Wraps an error so `main` exits with [`EXIT_INVALID`].
+pub fn invalid(error: impl Into<anyhow::Error>) -> anyhow::Error {
+    Exit {
+        code: EXIT_INVALID,
+        error: error.into(),
+    }
+    .into()
+}
+
+/// Reads the manifest and checks it, mapping refusal to [`EXIT_INVALID`].
+pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<podctl_runtime::manifest::Pod> {
+    podctl_runtime::manifest::load_valid(path)
+        .map_err(invalid)
+        .with_context(|| format!("manifest {}", display_path(path)))
+}
+
+fn display_path(path: &std::path::Path) -> String {
+    if path.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    }
+}

@@ -1,0 +1,676 @@
+//! `podctl run` end to end: the real binary against a private containerd, one per test, with a
+//! leak check at the end of each.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use podctl_integration_tests::{
+    assert_no_leaks, busybox_image_tar, podctl_bin, unique_namespace, Containerd,
+};
+use podctl_runtime::containerd::Client;
+
+struct Fixture {
+    ctrd: Containerd,
+    client: Client,
+    namespace: String,
+    root: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A containerd with the busybox test image imported as `busybox` through `podctl`.
+    async fn new(name: &str) -> Self {
+        let ctrd = Containerd::start().await;
+        let namespace = unique_namespace(name);
+        let client = ctrd.client(&namespace).await;
+        let root = tempfile::tempdir().expect("temp dir for podctl's root");
+        let f = Self {
+            ctrd,
+            client,
+            namespace,
+            root,
+        };
+        let tar = busybox_image_tar(f.root.path(), "busybox", false);
+        let out = f.podctl(&["image", "import", tar.to_str().unwrap()], None);
+        assert_success(&out, "image import");
+        std::fs::remove_file(tar).ok();
+        f
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(podctl_bin());
+        cmd.args(args)
+            .env("CONTAINERD_ADDRESS", self.ctrd.socket())
+            .env("PODCTL_NAMESPACE", &self.namespace)
+            .env("PODCTL_ROOT", self.root.path())
+            .env_remove("PODCTL_LOG");
+        cmd
+    }
+
+    /// Starts podctl with piped output, feeding `stdin` when given.
+    fn spawn(&self, args: &[&str], stdin: Option<&str>) -> Child {
+        let mut child = self
+            .command(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning podctl");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().expect("piped stdin");
+            pipe.write_all(text.as_bytes())
+                .expect("writing the manifest");
+        }
+        child
+    }
+
+    /// Runs podctl to its end, feeding `stdin` when given.
+    fn podctl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.spawn(args, stdin)
+            .wait_with_output()
+            .expect("waiting for podctl")
+    }
+
+    /// `podctl run --rm -` with the manifest on stdin.
+    fn run(&self, manifest: &str) -> Output {
+        self.podctl(&["run", "--rm", "-"], Some(manifest))
+    }
+
+    fn pods_dir(&self) -> PathBuf {
+        self.root.path().join(&self.namespace).join("pods")
+    }
+
+    /// The leak check: nothing in containerd but the image, no mounts, no pod state left.
+    async fn finish(self) {
+        assert_no_leaks(&self.client, Some(self.root.path())).await;
+        let left: Vec<_> = std::fs::read_dir(self.pods_dir())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "pod state left behind: {left:?}");
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Lines a container printed on stdout, without the `[name] ` prefix.
+fn lines_of(out: &Output, container: &str) -> Vec<String> {
+    let prefix = format!("[{container}] ");
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+fn pod(name: &str, spec: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: Never\n{spec}")
+}
+
+const REFERENCE_POD: &str = r#"
+  volumes:
+    - name: work
+      emptyDir: {}
+  initContainers:
+    - name: first
+      image: busybox
+      command: ["sh", "-c", "echo first >> /work/order"]
+      volumeMounts: [{name: work, mountPath: /work}]
+    - name: second
+      image: busybox
+      command: ["sh", "-c", "test -s /work/order && echo second >> /work/order"]
+      volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+    - name: main
+      image: busybox
+      command: ["cat", "/work/order"]
+      volumeMounts: [{name: work, mountPath: /work}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_pod_runs_init_containers_in_order() {
+    let f = Fixture::new("reference").await;
+    let out = f.run(&pod("reference", REFERENCE_POD));
+    assert_success(&out, "podctl run");
+    assert_eq!(lines_of(&out, "main"), ["first", "second"]);
+    let err = text(&out.stderr);
+    let first = err
+        .find("init container first exited with code 0")
+        .expect(&err);
+    let second = err
+        .find("init container second exited with code 0")
+        .expect(&err);
+    let main = err.find("container main exited with code 0").expect(&err);
+    assert!(first < second && second < main, "{err}");
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_demo_example_runs() {
+    let f = Fixture::new("demo").await;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/init-demo.yaml");
+    let out = f.podctl(&["run", "--rm", manifest.to_str().unwrap()], None);
+    assert_success(&out, "podctl run examples/init-demo.yaml");
+    assert_eq!(
+        lines_of(&out, "app"),
+        [
+            "step 1: fetched by init container fetch",
+            "step 2: rendered by init container render on host init-demo"
+        ]
+    );
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_init_container_fails_the_pod_and_main_never_runs() {
+    let f = Fixture::new("initfail").await;
+    let manifest = pod(
+        "initfail",
+        r#"
+  volumes:
+    - name: work
+      emptyDir: {}
+  initContainers:
+    - name: ok
+      image: busybox
+      command: ["true"]
+    - name: broken
+      image: busybox
+      command: ["sh", "-c", "echo giving up >&2; exit 3"]
+    - name: after
+      image: busybox
+      command: ["sh", "-c", "touch /work/after-ran"]
+      volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "touch /work/main-ran; echo main ran"]
+      volumeMounts: [{name: work, mountPath: /work}]
+"#,
+    );
+    // Without --rm the pod's volume stays, so we can look for what would have run.
+    let out = f.podctl(&["run", "-o", "json", "-"], Some(&manifest));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(status["phase"], "Failed");
+    let init = &status["initContainerStatuses"];
+    assert_eq!(init[0]["state"]["terminated"]["exitCode"], 0);
+    assert_eq!(init[1]["state"]["terminated"]["exitCode"], 3);
+    assert_eq!(init[1]["state"]["terminated"]["reason"], "Error");
+    assert_eq!(init[2]["state"]["waiting"]["reason"], "PodInitializing");
+    assert_eq!(
+        status["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+    assert!(text(&out.stderr).contains("[broken] giving up"));
+    assert!(!text(&out.stderr).contains("main ran"));
+    let volume = f.pods_dir().join("initfail/volumes/work");
+    assert!(volume.is_dir());
+    assert!(!volume.join("after-ran").exists());
+    assert!(!volume.join("main-ran").exists());
+    let log = std::fs::read_to_string(f.pods_dir().join("initfail/logs/broken/0.log")).unwrap();
+    assert!(log.contains(" stderr F giving up"), "{log}");
+    let rm = f.podctl(&["rm", "initfail"], None);
+    assert_success(&rm, "podctl rm");
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_share_localhost() {
+    let f = Fixture::new("localhost").await;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shared-localhost.yaml");
+    let out = f.podctl(&["run", "--rm", manifest.to_str().unwrap()], None);
+    assert_success(&out, "podctl run examples/shared-localhost.yaml");
+    assert_eq!(lines_of(&out, "client"), ["hello from the server"]);
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_and_hosts_name_the_pod() {
+    let f = Fixture::new("hostname").await;
+    let out = f.run(&pod(
+        "web-1",
+        r#"
+  initContainers:
+    - name: init
+      image: busybox
+      command: ["hostname"]
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "hostname; cat /etc/hostname; grep -c web-1 /etc/hosts; echo $HOSTNAME"]
+"#,
+    ));
+    assert_success(&out, "podctl run");
+    assert_eq!(lines_of(&out, "init"), ["web-1"]);
+    assert_eq!(lines_of(&out, "main"), ["web-1", "web-1", "1", "web-1"]);
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_mount_refuses_writes() {
+    let f = Fixture::new("readonly").await;
+    let out = f.run(&pod(
+        "readonly",
+        r#"
+  volumes:
+    - name: data
+      emptyDir: {}
+  initContainers:
+    - name: fill
+      image: busybox
+      command: ["sh", "-c", "echo kept > /data/file"]
+      volumeMounts: [{name: data, mountPath: /data}]
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "cat /data/file; if echo x > /data/other; then echo WROTE; exit 0; fi; exit 9"]
+      volumeMounts: [{name: data, mountPath: /data, readOnly: true}]
+"#,
+    ));
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out.stderr));
+    assert_eq!(lines_of(&out, "main"), ["kept"]);
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{}",
+        text(&out.stderr)
+    );
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_path_mounts_a_directory_and_refuses_escapes() {
+    let f = Fixture::new("subpath").await;
+    // A subPath inside the volume works and is shared with the init container.
+    let out = f.run(&pod(
+        "subpath",
+        r#"
+  volumes:
+    - name: data
+      emptyDir: {}
+  initContainers:
+    - name: fill
+      image: busybox
+      command: ["sh", "-c", "mkdir -p /data/conf && echo inside > /data/conf/value"]
+      volumeMounts: [{name: data, mountPath: /data}]
+  containers:
+    - name: main
+      image: busybox
+      command: ["cat", "/etc/app/value"]
+      volumeMounts: [{name: data, mountPath: /etc/app, subPath: conf}]
+"#,
+    ));
+    assert_success(&out, "subPath pod");
+    assert_eq!(lines_of(&out, "main"), ["inside"]);
+
+    // An init container plants a symlink to / ; the main container's subPath through it must
+    // be refused, and the half-run pod removed.
+    let out = f.run(&pod(
+        "escape",
+        r#"
+  volumes:
+    - name: data
+      emptyDir: {}
+  initContainers:
+    - name: plant
+      image: busybox
+      command: ["ln", "-s", "/", "/data/escape"]
+      volumeMounts: [{name: data, mountPath: /data}]
+  containers:
+    - name: main
+      image: busybox
+      command: ["ls", "/host"]
+      volumeMounts: [{name: data, mountPath: /host, subPath: escape}]
+"#,
+    ));
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("escape"), "{err}");
+    assert!(lines_of(&out, "main").is_empty());
+
+    // `..` is refused by validation before anything exists.
+    let out = f.run(&pod(
+        "dotdot",
+        r#"
+  volumes:
+    - name: data
+      emptyDir: {}
+  containers:
+    - name: main
+      image: busybox
+      volumeMounts: [{name: data, mountPath: /x, subPath: ../../etc}]
+"#,
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("spec.containers[0].volumeMounts[0].subPath"));
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_manifests_are_refused_before_anything_is_created() {
+    let f = Fixture::new("malformed").await;
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "unknown field",
+            pod("typo", "  containers:\n    - name: a\n      image: busybox\n      volumeMount: []\n"),
+            "spec.containers[0].volumeMount",
+        ),
+        (
+            "missing image",
+            pod("noimage", "  containers:\n    - name: a\n"),
+            "spec.containers[0].image: Required value",
+        ),
+        (
+            "restartPolicy",
+            pod("policy", "  containers:\n    - name: a\n      image: busybox\n")
+                .replace("restartPolicy: Never", "restartPolicy: Sometimes"),
+            "spec.restartPolicy: Unsupported value: \"Sometimes\"",
+        ),
+        (
+            "unsupported field",
+            pod(
+                "probe",
+                "  containers:\n    - name: a\n      image: busybox\n      livenessProbe:\n        exec: {command: [\"true\"]}\n",
+            ),
+            "spec.containers[0].livenessProbe",
+        ),
+        (
+            "duplicate names",
+            pod(
+                "dup",
+                "  initContainers:\n    - name: a\n      image: busybox\n  containers:\n    - name: a\n      image: busybox\n",
+            ),
+            "Duplicate value: \"a\"",
+        ),
+        (
+            "unknown volume",
+            pod(
+                "novol",
+                "  containers:\n    - name: a\n      image: busybox\n      volumeMounts: [{name: cache, mountPath: /c}]\n",
+            ),
+            "spec.containers[0].volumeMounts[0].name: Not found: \"cache\"",
+        ),
+        (
+            "bad name",
+            pod("Bad_Name", "  containers:\n    - name: a\n      image: busybox\n"),
+            "metadata.name",
+        ),
+        ("yaml syntax", "apiVersion: v1\nkind: Pod\nmetadata: [\n".to_string(), "<stdin>"),
+        (
+            "not a pod",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n".to_string(),
+            "kind",
+        ),
+    ];
+    for (what, manifest, expected) in cases {
+        for verb in ["run", "validate"] {
+            let out = f.podctl(&[verb, "-"], Some(manifest));
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what} ({verb}): {err}");
+            assert!(
+                err.contains(expected),
+                "{what} ({verb}): expected {expected:?} in:\n{err}"
+            );
+        }
+    }
+    assert!(!f.pods_dir().exists() || f.pods_dir().read_dir().unwrap().next().is_none());
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_image_is_named_and_nothing_is_created() {
+    let f = Fixture::new("noimage").await;
+    let out = f.run(&pod(
+        "noimage",
+        "  containers:\n    - name: a\n      image: example.com/team/app:2.0\n",
+    ));
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("example.com/team/app:2.0"), "{err}");
+    assert!(err.contains("podctl image import"), "{err}");
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_containerd_is_one_clear_line() {
+    let root = tempfile::tempdir().unwrap();
+    let socket = root.path().join("nothing.sock");
+    let manifest = pod("x", "  containers:\n    - name: a\n      image: busybox\n");
+    let mut child = Command::new(podctl_bin())
+        .args(["--address", socket.to_str().unwrap(), "run", "-"])
+        .env("PODCTL_ROOT", root.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(socket.to_str().unwrap()), "{err}");
+    assert!(err.contains("start it"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_and_command_expand_like_the_kubelet() {
+    let f = Fixture::new("expand").await;
+    let out = f.run(&pod(
+        "expand",
+        r#"
+  containers:
+    - name: main
+      image: busybox
+      env:
+        - name: NAME
+          value: world
+        - name: GREETING
+          value: "hello $(NAME)"
+        - name: LITERAL
+          value: "$$(NAME) $(MISSING)"
+      command: ["echo", "$(GREETING)", "$(LITERAL)", "$$(GREETING)"]
+"#,
+    ));
+    assert_success(&out, "podctl run");
+    assert_eq!(
+        lines_of(&out, "main"),
+        ["hello world $(NAME) $(MISSING) $(GREETING)"]
+    );
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_empty_dir_is_a_sized_tmpfs_and_host_path_is_checked() {
+    let f = Fixture::new("volumes").await;
+    let host = f.root.path().join("host-data");
+    let manifest = pod(
+        "volumes",
+        &format!(
+            r#"
+  volumes:
+    - name: mem
+      emptyDir: {{medium: Memory, sizeLimit: 8Mi}}
+    - name: host
+      hostPath: {{path: {host}, type: DirectoryOrCreate}}
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "grep ' /mem ' /proc/mounts | cut -d' ' -f3; df -k /mem | tail -1 | awk '{{print $2}}'; echo from-pod > /host/out"]
+      volumeMounts: [{{name: mem, mountPath: /mem}}, {{name: host, mountPath: /host}}]
+"#,
+            host = host.display()
+        ),
+    );
+    let out = f.run(&manifest);
+    assert_success(&out, "podctl run");
+    assert_eq!(lines_of(&out, "main"), ["tmpfs", "8192"]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("out")).unwrap(),
+        "from-pod\n"
+    );
+
+    let missing = f.root.path().join("not-there");
+    let out = f.run(&pod(
+        "hostfile",
+        &format!(
+            "  volumes:\n    - name: h\n      hostPath: {{path: {}, type: File}}\n  containers:\n    - name: main\n      image: busybox\n      volumeMounts: [{{name: h, mountPath: /h}}]\n",
+            missing.display()
+        ),
+    ));
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(missing.to_str().unwrap()));
+    std::fs::remove_dir_all(host).unwrap();
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_pod_within_its_grace_period() {
+    let f = Fixture::new("stop").await;
+    let manifest = pod(
+        "stop",
+        r#"
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: polite
+      image: busybox
+      command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"]
+    - name: stubborn
+      image: busybox
+      command: ["sleep", "1000"]
+"#,
+    );
+    let child = f.spawn(&["run", "--rm", "-o", "json", "-"], Some(&manifest));
+    // Wait until the containers run: the log of `polite` says ready.
+    let log = f.pods_dir().join("stop/logs/polite/0.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("ready")) {
+        assert!(Instant::now() < deadline, "the pod never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect(&err);
+    let by_name = |n: &str| {
+        status["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()["state"]["terminated"]
+            .clone()
+    };
+    // `polite` handles TERM and exits 0; `sleep` as PID 1 ignores it and is killed.
+    assert_eq!(by_name("polite")["exitCode"], 0, "{status}");
+    assert_eq!(by_name("stubborn")["exitCode"], 137, "{status}");
+    assert!(err.contains("[polite] got TERM"), "{err}");
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(out.status.code(), Some(137));
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shim_serves_the_whole_pod() {
+    let f = Fixture::new("shim").await;
+    let manifest = pod(
+        "shim",
+        r#"
+  initContainers:
+    - name: init
+      image: busybox
+      command: ["sleep", "0.3"]
+  containers:
+    - name: a
+      image: busybox
+      command: ["sleep", "1"]
+    - name: b
+      image: busybox
+      command: ["sleep", "1"]
+"#,
+    );
+    let mut child = f.spawn(&["run", "--rm", "-"], Some(&manifest));
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        peak = peak.max(shims_of(&f.namespace));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out, "podctl run");
+    assert_eq!(peak, 1, "containerd shims seen at once for one pod");
+    f.finish().await;
+}
+
+/// Long-lived shim processes serving `namespace` (not the short `start`/`delete` invocations
+/// containerd runs to locate or clean up a shim).
+fn shims_of(namespace: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let has = |a: &str| args.contains(&a.as_bytes());
+            args.first()
+                .is_some_and(|a0| String::from_utf8_lossy(a0).contains("containerd-shim"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"-namespace" && w[1] == namespace.as_bytes())
+                && !has("start")
+                && !has("delete")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_pod_keeps_logs_and_status_until_removed() {
+    let f = Fixture::new("keep").await;
+    let manifest = pod(
+        "keep",
+        "  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"echo out; echo err >&2; exit 4\"]\n",
+    );
+    let out = f.podctl(&["run", "-"], Some(&manifest));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let dir = f.pods_dir().join("keep");
+    let log = std::fs::read_to_string(dir.join("logs/main/0.log")).unwrap();
+    assert!(log.contains(" stdout F out\n"), "{log}");
+    assert!(log.contains(" stderr F err\n"), "{log}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("status.json")).unwrap()).unwrap();
+    assert_eq!(
+        status["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        4
+    );
+    // Namespaces and mounts are released at once; the rest waits for `podctl rm`.
+    assert!(podctl_integration_tests::mounts_under(f.root.path()).is_empty());
+    let again = f.podctl(&["run", "-"], Some(&manifest));
+    assert_eq!(again.status.code(), Some(125));
+    assert!(text(&again.stderr).contains("podctl rm keep"));
+    assert_success(&f.podctl(&["rm", "keep"], None), "podctl rm");
+    let gone = f.podctl(&["rm", "keep"], None);
+    assert_eq!(gone.status.code(), Some(1));
+    f.finish().await;
+}

@@ -1,0 +1,312 @@
+//! One container's life inside a pod: prepared (record, rootfs snapshot, task created, exit
+//! watch armed), started, waited for or stopped, and removed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Container;
+use tokio::task::JoinHandle;
+
+use super::logs::{open_log, Fifos};
+use super::{Event, LifecycleError, Observer, PodContext};
+use crate::containerd::{labels, Client, ContainerSpec, ContainerdError, TaskExit, TaskIo};
+use crate::image::ResolvedImage;
+use crate::status::{k8s_time, ContainerState, ContainerStatus, Role, Terminated};
+
+const SIGKILL: u32 = 9;
+const SIGTERM: u32 = 15;
+
+/// A container whose task exists (created, not started) or that failed to be created.
+pub(crate) struct Prepared {
+    pub name: Arc<str>,
+    pub id: String,
+    pub role: Role,
+    pub image: String,
+    stop_signal: u32,
+    /// Why the task could not be created: the container ends as `StartError` when its turn
+    /// comes, as the kubelet reports an unstartable container.
+    create_error: Option<String>,
+    wait: Option<JoinHandle<Result<TaskExit, ContainerdError>>>,
+    pumps: Option<JoinHandle<()>>,
+    started_at: Option<SystemTime>,
+    exit: Option<TaskExit>,
+}
+
+/// Containerd resources of one container are named after this id; a fresh one per attempt,
+/// since a failed create leaves a bundle that blocks the id.
+pub(crate) fn container_id(pod: &str, name: &str) -> String {
+    fn part(s: &str) -> &str {
+        let cut = &s[..s.len().min(32)];
+        cut.trim_end_matches(['-', '.'])
+    }
+    format!("{}.{}.{:08x}", part(pod), part(name), rand::random::<u32>())
+}
+
+impl Prepared {
+    /// Creates everything up to the task. Errors from the task's creation (runc refusing the
+    /// process) are kept for [`Prepared::start`]; other errors undo this container's objects.
+    pub async fn create(
+        ctx: &PodContext,
+        container: &Container,
+        role: Role,
+        image: &ResolvedImage,
+        observer: &Arc<dyn Observer>,
+    ) -> Result<Self, LifecycleError> {
+        let id = container_id(&ctx.pod_name, &container.name);
+        let result = Self::create_inner(ctx, container, role, image, observer, &id).await;
+        if result.is_err() {
+            remove(&ctx.client, &id, &image.snapshotter).await.ok();
+        }
+        result
+    }
+
+    async fn create_inner(
+        ctx: &PodContext,
+        container: &Container,
+        role: Role,
+        image: &ResolvedImage,
+        observer: &Arc<dyn Observer>,
+        id: &str,
+    ) -> Result<Self, LifecycleError> {
+        let spec = ctx.spec_for(container, image, id)?;
+        let stop_signal = image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.stop_signal().as_deref().and_then(parse_signal))
+            .unwrap_or(SIGTERM);
+        let spec_json = serde_json::to_vec(&spec).map_err(LifecycleError::Encode)?;
+        let labels = HashMap::from([
+            (labels::POD.to_string(), ctx.pod_name.to_string()),
+            (labels::CONTAINER.to_string(), container.name.clone()),
+            (
+                labels::ROLE.to_string(),
+                match role {
+                    Role::Init => "init",
+                    Role::Main => "main",
+                }
+                .to_string(),
+            ),
+        ]);
+        // The record comes first: once it names the snapshot key, gc keeps the snapshot.
+        ctx.client
+            .create_container(ContainerSpec {
+                id,
+                image: &image.name,
+                spec_json,
+                snapshotter: &image.snapshotter,
+                snapshot_key: id,
+                labels,
+            })
+            .await?;
+        let rootfs = ctx
+            .client
+            .prepare_snapshot(
+                &image.snapshotter,
+                id,
+                &image.chain_id,
+                HashMap::new(),
+                None,
+            )
+            .await?;
+        let fifos = Fifos::open(&ctx.io_dir, id)?;
+        let log = open_log(&ctx.pod_dir, &container.name)?;
+        let io = TaskIo {
+            stdout: fifos.stdout_path.display().to_string(),
+            stderr: fifos.stderr_path.display().to_string(),
+        };
+        let name: Arc<str> = Arc::from(container.name.as_str());
+        let mut prepared = Self {
+            name: name.clone(),
+            id: id.to_string(),
+            role,
+            image: container.image.clone().unwrap_or_default(),
+            stop_signal,
+            create_error: None,
+            wait: None,
+            pumps: None,
+            started_at: None,
+            exit: None,
+        };
+        match ctx.client.create_task(id, rootfs, io).await {
+            Ok(_pid) => {
+                prepared.pumps = Some(fifos.pump(name, log, observer.clone()));
+                let client = ctx.client.clone();
+                let wait_id = id.to_string();
+                prepared.wait = Some(tokio::spawn(
+                    async move { client.wait_task(&wait_id).await },
+                ));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&fifos.stdout_path);
+                let _ = std::fs::remove_file(&fifos.stderr_path);
+                prepared.create_error = Some(e.to_string());
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Starts the task. A container that cannot start is recorded as exited (`StartError`,
+    /// exit code 128) rather than failing the whole run.
+    pub async fn start(&mut self, client: &Client, observer: &dyn Observer) {
+        if self.create_error.is_none() {
+            match client.start_task(&self.id).await {
+                Ok(_) => {
+                    self.started_at = Some(SystemTime::now());
+                    observer.event(Event::Started {
+                        container: &self.name,
+                        role: self.role,
+                    });
+                    return;
+                }
+                Err(e) => self.create_error = Some(e.to_string()),
+            }
+        }
+        if let Some(msg) = &self.create_error {
+            observer.event(Event::Warning(&format!(
+                "container {} could not start: {msg}",
+                self.name
+            )));
+        }
+    }
+
+    /// True when the task runs (started and not yet seen to exit).
+    pub fn is_running(&self) -> bool {
+        self.started_at.is_some() && self.exit.is_none()
+    }
+
+    /// Waits for the process to exit and for its output to be drained.
+    pub async fn wait(&mut self) -> Result<(), LifecycleError> {
+        if self.exit.is_some() || self.create_error.is_some() {
+            return Ok(());
+        }
+        let Some(wait) = self.wait.as_mut() else {
+            return Ok(());
+        };
+        let exit = wait
+            .await
+            .map_err(|e| LifecycleError::Join(e.to_string()))??;
+        self.exit = Some(exit);
+        self.wait = None;
+        if let Some(pumps) = self.pumps.take() {
+            // Output still buffered in the pipe arrives within moments of the exit; a
+            // grandchild holding the pipe open must not hold the pod.
+            let _ = tokio::time::timeout(Duration::from_secs(2), pumps).await;
+        }
+        Ok(())
+    }
+
+    /// The signal that asks this container to stop: the image's `StopSignal`, else SIGTERM.
+    pub fn stop_signal(&self) -> u32 {
+        self.stop_signal
+    }
+
+    /// Kubernetes' view of how this container ended (or that it never ran).
+    pub fn status(&self) -> ContainerStatus {
+        let state = if let Some(exit) = self.exit {
+            let code = exit.status as i32;
+            ContainerState::Terminated(Terminated {
+                exit_code: code,
+                signal: (code > 128).then_some(code - 128),
+                reason: if code == 0 { "Completed" } else { "Error" }.into(),
+                message: None,
+                started_at: self.started_at.map(k8s_time),
+                finished_at: exit.exited_at.map(k8s_time),
+                container_id: format!("containerd://{}", self.id),
+            })
+        } else if let Some(msg) = &self.create_error {
+            ContainerState::Terminated(Terminated {
+                exit_code: 128,
+                signal: None,
+                reason: "StartError".into(),
+                message: Some(msg.clone()),
+                started_at: None,
+                finished_at: None,
+                container_id: format!("containerd://{}", self.id),
+            })
+        } else {
+            super::waiting("PodInitializing")
+        };
+        ContainerStatus {
+            name: self.name.to_string(),
+            image: self.image.clone(),
+            role: self.role,
+            state,
+            restart_count: 0,
+        }
+    }
+
+    /// Deletes the task (its process must have exited or never started) so the shim can go.
+    pub async fn delete_task(&mut self, client: &Client) -> Result<(), LifecycleError> {
+        if self.started_at.is_none() && self.create_error.is_none() {
+            // Created, never started: the process sits in runc's exec fifo; kill it first.
+            let _ = client.kill_task(&self.id, SIGKILL, true).await;
+            if let Some(wait) = self.wait.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+            }
+        }
+        if let Some(pumps) = self.pumps.take() {
+            pumps.abort();
+        }
+        client.delete_task(&self.id).await?;
+        Ok(())
+    }
+}
+
+/// Removes one container's objects in the order containerd needs: task (which unmounts the
+/// rootfs), snapshot, record. Idempotent: anything already gone counts as done.
+pub(crate) async fn remove(
+    client: &Client,
+    id: &str,
+    snapshotter: &str,
+) -> Result<(), LifecycleError> {
+    if let Some(status) = client.task_status(id).await? {
+        // 3 = stopped; anything else still holds processes.
+        if status != 3 {
+            let _ = client.kill_task(id, SIGKILL, true).await;
+            let wait = client.wait_task(id);
+            let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+        }
+        client.delete_task(id).await?;
+    }
+    client.remove_snapshot(snapshotter, id).await?;
+    client.delete_container(id).await?;
+    Ok(())
+}
+
+fn parse_signal(name: &str) -> Option<u32> {
+    let name = name.trim();
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    let name = name.strip_prefix("SIG").unwrap_or(name);
+    let signal: nix::sys::signal::Signal = format!("SIG{name}").parse().ok()?;
+    Some(signal as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_fit_containerd_rules() {
+        let long = "a".repeat(63);
+        let id = container_id(&long, &format!("{}-b", "c".repeat(31)));
+        assert!(id.len() <= 76, "{id}");
+        assert!(!id.contains("-."), "{id}");
+        let re_ok = id
+            .split(['.', '-', '_'])
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(re_ok, "{id}");
+        assert_ne!(container_id("p", "c"), container_id("p", "c"));
+    }
+
+    #[test]
+    fn stop_signals_parse_like_docker() {
+        assert_eq!(parse_signal("SIGQUIT"), Some(3));
+        assert_eq!(parse_signal("TERM"), Some(15));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
+}

@@ -1,0 +1,925 @@
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
+    Lifecycle, PodSecurityContext, PodSpec, Probe, ResourceRequirements, Toleration, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::*;
+
+/// Everything podctl accepts, including the defaults `kubectl get -o yaml` adds.
+const REFERENCE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: default
+  labels: {app: web, app.kubernetes.io/name: web}
+  annotations: {note: "hello"}
+  uid: 6d3b2f0e-0000-4000-8000-000000000000
+  creationTimestamp: "2026-01-01T00:00:00Z"
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 10
+  hostNetwork: false
+  dnsPolicy: ClusterFirst
+  schedulerName: default-scheduler
+  enableServiceLinks: true
+  preemptionPolicy: PreemptLowerPriority
+  priority: 0
+  serviceAccountName: default
+  securityContext: {}
+  volumes:
+  - name: cache
+    emptyDir: {medium: Memory, sizeLimit: 64Mi}
+  - name: scratch
+    emptyDir: {}
+  - name: host-etc
+    hostPath: {path: /etc, type: Directory}
+  initContainers:
+  - name: setup
+    image: busybox:1.36
+    command: [sh, -c, "echo ready > /cache/ready"]
+    volumeMounts:
+    - {name: cache, mountPath: /cache}
+  containers:
+  - name: app
+    image: docker.io/library/nginx:1.27
+    imagePullPolicy: IfNotPresent
+    args: ["-g", "daemon off;"]
+    workingDir: /
+    env:
+    - {name: GREETING, value: hello}
+    - {name: my.var-1, value: "$(GREETING) world"}
+    ports:
+    - {containerPort: 80, name: http, protocol: TCP}
+    volumeMounts:
+    - {name: cache, mountPath: /cache, readOnly: true}
+    - {name: scratch, mountPath: /scratch, subPath: app/tmp}
+    - {name: host-etc, mountPath: /host/etc, readOnly: true, mountPropagation: None}
+    resources: {}
+    securityContext: {}
+    terminationMessagePath: /dev/termination-log
+    terminationMessagePolicy: File
+    stdin: false
+    tty: false
+  - name: sidecar
+    image: busybox
+    command: [sleep, infinity]
+status:
+  phase: Running
+"#;
+
+/// The smallest valid pod; each case below breaks it in one way.
+fn base() -> Pod {
+    Pod {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("web".into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![container("app")],
+            volumes: Some(vec![Volume {
+                name: "data".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn container(name: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: Some("busybox".into()),
+        ..Default::default()
+    }
+}
+
+fn spec(pod: &mut Pod) -> &mut PodSpec {
+    pod.spec.get_or_insert_with(Default::default)
+}
+
+fn app(pod: &mut Pod) -> &mut Container {
+    &mut spec(pod).containers[0]
+}
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..Default::default()
+    }
+}
+
+fn volumes(pod: &mut Pod) -> &mut Vec<Volume> {
+    spec(pod).volumes.get_or_insert_with(Vec::new)
+}
+
+fn errors(pod: &Pod) -> Vec<String> {
+    match validate(pod) {
+        Ok(()) => Vec::new(),
+        Err(ManifestError::Invalid { errors, .. }) => {
+            errors.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => panic!("unexpected error kind: {other}"),
+    }
+}
+
+#[test]
+fn reference_manifest_is_accepted() {
+    let pod = parse(REFERENCE, "reference.yaml").expect("parses");
+    assert_eq!(errors(&pod), Vec::<String>::new());
+    let spec = pod.spec.as_ref().expect("spec");
+    assert_eq!(spec.containers.len(), 2);
+    assert_eq!(
+        pod.metadata.labels.as_ref().and_then(|l| l.get("app")),
+        Some(&"web".to_owned())
+    );
+}
+
+#[test]
+fn base_pod_is_valid() {
+    assert_eq!(errors(&base()), Vec::<String>::new());
+}
+
+type Case = (&'static str, fn(&mut Pod), &'static [&'static str]);
+
+const LABEL_FMT: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+#[test]
+fn kubernetes_rules() {
+    let cases: &[Case] = &[
+        (
+            "name required",
+            |p| p.metadata.name = None,
+            &["metadata.name: Required value"],
+        ),
+        (
+            "name not a subdomain",
+            |p| p.metadata.name = Some("Web_1".into()),
+            &["metadata.name: Invalid value: \"Web_1\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"],
+        ),
+        (
+            "name a subdomain but not a label",
+            |p| p.metadata.name = Some("web.v1".into()),
+            &["metadata.name: Invalid value: \"web.v1\": podctl requires the pod name to be an RFC 1123 label (at most 63 characters, lower case alphanumeric characters or '-', no '.') because it becomes the pod's hostname and part of file names"],
+        ),
+        (
+            "no containers",
+            |p| spec(p).containers.clear(),
+            &["spec.containers: Required value"],
+        ),
+        (
+            "no spec",
+            |p| p.spec = None,
+            &["spec.containers: Required value"],
+        ),
+        (
+            "missing image",
+            |p| app(p).image = None,
+            &["spec.containers[0].image: Required value"],
+        ),
+        (
+            "blank image",
+            |p| app(p).image = Some("  ".into()),
+            &["spec.containers[0].image: Required value"],
+        ),
+        (
+            "container name required",
+            |p| app(p).name = String::new(),
+            &["spec.containers[0].name: Required value"],
+        ),
+        (
+            "container name not a label",
+            |p| app(p).name = "App".into(),
+            &["spec.containers[0].name: Invalid value: \"App\": {LABEL}"],
+        ),
+        (
+            "duplicate regular container name",
+            |p| spec(p).containers.push(container("app")),
+            &["spec.containers[1].name: Duplicate value: \"app\""],
+        ),
+        (
+            "duplicate name across init and regular, reported on the later",
+            |p| spec(p).init_containers = Some(vec![container("app")]),
+            &["spec.containers[0].name: Duplicate value: \"app\""],
+        ),
+        (
+            "bad pod restartPolicy",
+            |p| spec(p).restart_policy = Some("Sometimes".into()),
+            &["spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""],
+        ),
+        (
+            "unknown volume in a mount",
+            |p| app(p).volume_mounts = Some(vec![mount("cache", "/cache")]),
+            &["spec.containers[0].volumeMounts[0].name: Not found: \"cache\""],
+        ),
+        (
+            "mountPath unique per container",
+            |p| app(p).volume_mounts = Some(vec![mount("data", "/d"), mount("data", "/d")]),
+            &["spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/d\": must be unique"],
+        ),
+        (
+            "mountPath absolute",
+            |p| app(p).volume_mounts = Some(vec![mount("data", "d")]),
+            &["spec.containers[0].volumeMounts[0].mountPath: Invalid value: \"d\": must be an absolute path"],
+        ),
+        (
+            "mountPath required",
+            |p| app(p).volume_mounts = Some(vec![mount("data", "")]),
+            &["spec.containers[0].volumeMounts[0].mountPath: Required value"],
+        ),
+        (
+            "subPath absolute",
+            |p| {
+                let mut m = mount("data", "/d");
+                m.sub_path = Some("/x".into());
+                app(p).volume_mounts = Some(vec![m]);
+            },
+            &["spec.containers[0].volumeMounts[0].subPath: Invalid value: \"/x\": must be a relative path"],
+        ),
+        (
+            "subPath backsteps",
+            |p| {
+                let mut m = mount("data", "/d");
+                m.sub_path = Some("a/../../b".into());
+                app(p).volume_mounts = Some(vec![m]);
+            },
+            &["spec.containers[0].volumeMounts[0].subPath: Invalid value: \"a/../../b\": must not contain '..'"],
+        ),
+        (
+            "subPath with dots in a name is fine",
+            |p| {
+                let mut m = mount("data", "/d");
+                m.sub_path = Some("a..b/.c".into());
+                app(p).volume_mounts = Some(vec![m]);
+            },
+            &[],
+        ),
+        (
+            "duplicate volume name",
+            |p| {
+                let dup = volumes(p)[0].clone();
+                volumes(p).push(dup);
+            },
+            &["spec.volumes[1].name: Duplicate value: \"data\""],
+        ),
+        (
+            "volume name not a label",
+            |p| volumes(p)[0].name = "my_data".into(),
+            &["spec.volumes[0].name: Invalid value: \"my_data\": {LABEL}"],
+        ),
+        (
+            "volume without a source",
+            |p| volumes(p)[0].empty_dir = None,
+            &["spec.volumes[0]: Required value: must specify a volume type"],
+        ),
+        (
+            "volume with two sources",
+            |p| {
+                volumes(p)[0].host_path = Some(HostPathVolumeSource {
+                    path: "/tmp".into(),
+                    type_: None,
+                })
+            },
+            &["spec.volumes[0].emptyDir: Forbidden: may not specify more than 1 volume type"],
+        ),
+        (
+            "hostPath type",
+            |p| {
+                volumes(p).push(Volume {
+                    name: "h".into(),
+                    host_path: Some(HostPathVolumeSource {
+                        path: "/tmp".into(),
+                        type_: Some("Dir".into()),
+                    }),
+                    ..Default::default()
+                })
+            },
+            &["spec.volumes[1].hostPath.type: Unsupported value: \"Dir\": supported values: \"\", \"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", \"File\", \"FileOrCreate\", \"Socket\""],
+        ),
+        (
+            "hostPath path required",
+            |p| {
+                volumes(p).push(Volume {
+                    name: "h".into(),
+                    host_path: Some(HostPathVolumeSource::default()),
+                    ..Default::default()
+                })
+            },
+            &["spec.volumes[1].hostPath.path: Required value"],
+        ),
+        (
+            "hostPath path relative",
+            |p| {
+                volumes(p).push(Volume {
+                    name: "h".into(),
+                    host_path: Some(HostPathVolumeSource {
+                        path: "data/../x".into(),
+                        type_: Some(String::new()),
+                    }),
+                    ..Default::default()
+                })
+            },
+            &[
+                "spec.volumes[1].hostPath.path: Invalid value: \"data/../x\": must not contain '..'",
+                "spec.volumes[1].hostPath.path: Invalid value: \"data/../x\": must be an absolute path",
+            ],
+        ),
+        (
+            "emptyDir medium",
+            |p| volumes(p)[0].empty_dir = Some(EmptyDirVolumeSource {
+                medium: Some("Disk".into()),
+                ..Default::default()
+            }),
+            &["spec.volumes[0].emptyDir.medium: Unsupported value: \"Disk\": supported values: \"\", \"Memory\""],
+        ),
+        (
+            "emptyDir hugepages",
+            |p| volumes(p)[0].empty_dir = Some(EmptyDirVolumeSource {
+                medium: Some("HugePages-2Mi".into()),
+                ..Default::default()
+            }),
+            &["spec.volumes[0].emptyDir.medium: Forbidden: not supported by podctl yet"],
+        ),
+        (
+            "emptyDir sizeLimit",
+            |p| volumes(p)[0].empty_dir = Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("1GB".into())),
+                ..Default::default()
+            }),
+            &["spec.volumes[0].emptyDir.sizeLimit: Invalid value: \"1GB\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"],
+        ),
+        (
+            "emptyDir negative sizeLimit",
+            |p| volumes(p)[0].empty_dir = Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("-1Mi".into())),
+                ..Default::default()
+            }),
+            &["spec.volumes[0].emptyDir.sizeLimit: Invalid value: \"-1Mi\": must be greater than or equal to 0"],
+        ),
+        (
+            "probe on a regular init container",
+            |p| {
+                let mut c = container("init");
+                c.startup_probe = Some(Probe::default());
+                c.lifecycle = Some(Lifecycle::default());
+                spec(p).init_containers = Some(vec![c]);
+            },
+            &[
+                "spec.initContainers[0].lifecycle: Forbidden: may not be set for init containers without restartPolicy=Always",
+                "spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
+            ],
+        ),
+        (
+            "init container restartPolicy other than Always",
+            |p| {
+                let mut c = container("init");
+                c.restart_policy = Some("Never".into());
+                spec(p).init_containers = Some(vec![c]);
+            },
+            &["spec.initContainers[0].restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""],
+        ),
+        (
+            "restartPolicy on a regular container",
+            |p| app(p).restart_policy = Some("Always".into()),
+            &["spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"],
+        ),
+        (
+            "env var name",
+            |p| {
+                app(p).env = Some(vec![
+                    EnvVar { name: "1ABC".into(), ..Default::default() },
+                    EnvVar { name: String::new(), ..Default::default() },
+                    EnvVar { name: "_ok.name-2".into(), ..Default::default() },
+                ])
+            },
+            &[
+                "spec.containers[0].env[0].name: Invalid value: \"1ABC\": a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')",
+                "spec.containers[0].env[1].name: Required value",
+            ],
+        ),
+        (
+            "imagePullPolicy",
+            |p| app(p).image_pull_policy = Some("Sometimes".into()),
+            &["spec.containers[0].imagePullPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\""],
+        ),
+        (
+            "imagePullPolicy values are accepted",
+            |p| {
+                app(p).image_pull_policy = Some("Always".into());
+                let mut c = container("b");
+                c.image_pull_policy = Some("Never".into());
+                spec(p).containers.push(c);
+            },
+            &[],
+        ),
+        (
+            "ports",
+            |p| {
+                app(p).ports = Some(vec![
+                    ContainerPort { container_port: 0, ..Default::default() },
+                    ContainerPort { container_port: 70000, protocol: Some("tcp".into()), ..Default::default() },
+                    ContainerPort { container_port: 80, name: Some("http".into()), ..Default::default() },
+                    ContainerPort { container_port: 81, name: Some("http".into()), ..Default::default() },
+                ])
+            },
+            &[
+                "spec.containers[0].ports[0].containerPort: Required value",
+                "spec.containers[0].ports[1].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                "spec.containers[0].ports[1].protocol: Unsupported value: \"tcp\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+                "spec.containers[0].ports[3].name: Duplicate value: \"http\"",
+            ],
+        ),
+        (
+            "empty strings mean the defaults",
+            |p| {
+                spec(p).restart_policy = Some(String::new());
+                spec(p).dns_policy = Some(String::new());
+                app(p).image_pull_policy = Some(String::new());
+                app(p).termination_message_policy = Some(String::new());
+                app(p).termination_message_path = Some(String::new());
+            },
+            &[],
+        ),
+        (
+            "negative grace period",
+            |p| spec(p).termination_grace_period_seconds = Some(-1),
+            &["spec.terminationGracePeriodSeconds: Invalid value: -1: must be greater than or equal to 0"],
+        ),
+    ];
+    for (name, mutate, want) in cases {
+        let mut pod = base();
+        mutate(&mut pod);
+        let want: Vec<String> = want
+            .iter()
+            .map(|s| s.replace("{LABEL}", LABEL_FMT))
+            .collect();
+        assert_eq!(errors(&pod), want, "case {name:?}");
+    }
+}
+
+#[test]
+fn long_names() {
+    let mut pod = base();
+    app(&mut pod).name = "a".repeat(64);
+    pod.metadata.name = Some("a".repeat(64));
+    assert_eq!(
+        errors(&pod),
+        [
+            "metadata.name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": podctl requires the pod name to be an RFC 1123 label (at most 63 characters, lower case alphanumeric characters or '-', no '.') because it becomes the pod's hostname and part of file names",
+            "spec.containers[0].name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": must be no more than 63 characters",
+        ]
+    );
+}
+
+#[test]
+fn unsupported_fields_are_refused_with_their_path() {
+    let cases: &[Case] = &[
+        (
+            "probe",
+            |p| app(p).liveness_probe = Some(Probe::default()),
+            &["spec.containers[0].livenessProbe"],
+        ),
+        (
+            "resources with limits",
+            |p| {
+                app(p).resources = Some(ResourceRequirements {
+                    limits: Some([("cpu".to_owned(), Quantity("1".into()))].into()),
+                    ..Default::default()
+                })
+            },
+            &["spec.containers[0].resources"],
+        ),
+        (
+            "env valueFrom",
+            |p| {
+                app(p).env = Some(vec![EnvVar {
+                    name: "A".into(),
+                    value_from: Some(EnvVarSource::default()),
+                    ..Default::default()
+                }])
+            },
+            &["spec.containers[0].env[0].valueFrom"],
+        ),
+        (
+            "subPathExpr and mountPropagation",
+            |p| {
+                let mut m = mount("data", "/d");
+                m.sub_path_expr = Some("$(POD)".into());
+                m.mount_propagation = Some("Bidirectional".into());
+                m.recursive_read_only = Some("Enabled".into());
+                app(p).volume_mounts = Some(vec![m]);
+            },
+            &[
+                "spec.containers[0].volumeMounts[0].subPathExpr",
+                "spec.containers[0].volumeMounts[0].mountPropagation",
+                "spec.containers[0].volumeMounts[0].recursiveReadOnly",
+            ],
+        ),
+        (
+            "hostPort and hostIP",
+            |p| {
+                app(p).ports = Some(vec![ContainerPort {
+                    container_port: 80,
+                    host_port: Some(8080),
+                    host_ip: Some("127.0.0.1".into()),
+                    ..Default::default()
+                }])
+            },
+            &[
+                "spec.containers[0].ports[0].hostPort",
+                "spec.containers[0].ports[0].hostIP",
+            ],
+        ),
+        (
+            "hostPort defaulted under hostNetwork is accepted",
+            |p| {
+                spec(p).host_network = Some(true);
+                app(p).ports = Some(vec![ContainerPort {
+                    container_port: 80,
+                    host_port: Some(80),
+                    ..Default::default()
+                }])
+            },
+            &[],
+        ),
+        (
+            "stdin and tty",
+            |p| {
+                app(p).stdin = Some(true);
+                app(p).tty = Some(true);
+            },
+            &["spec.containers[0].stdin", "spec.containers[0].tty"],
+        ),
+        (
+            "non-default termination message settings",
+            |p| {
+                app(p).termination_message_path = Some("/tmp/msg".into());
+                app(p).termination_message_policy = Some("FallbackToLogsOnError".into());
+            },
+            &[
+                "spec.containers[0].terminationMessagePath",
+                "spec.containers[0].terminationMessagePolicy",
+            ],
+        ),
+        (
+            "native sidecar",
+            |p| {
+                let mut c = container("proxy");
+                c.restart_policy = Some("Always".into());
+                c.readiness_probe = Some(Probe::default());
+                spec(p).init_containers = Some(vec![c]);
+            },
+            &[
+                "spec.initContainers[0].restartPolicy",
+                "spec.initContainers[0].readinessProbe",
+            ],
+        ),
+        (
+            "other volume sources",
+            |p| {
+                volumes(p).push(Volume {
+                    name: "cfg".into(),
+                    config_map: Some(Default::default()),
+                    ..Default::default()
+                })
+            },
+            &["spec.volumes[1].configMap"],
+        ),
+        (
+            "emptyDir mode",
+            |p| {
+                volumes(p)[0].empty_dir = Some(EmptyDirVolumeSource {
+                    mode: Some(0o700),
+                    ..Default::default()
+                })
+            },
+            &["spec.volumes[0].emptyDir.mode"],
+        ),
+        (
+            "pod-level fields",
+            |p| {
+                let s = spec(p);
+                s.host_pid = Some(true);
+                s.host_ipc = Some(false);
+                s.share_process_namespace = Some(true);
+                s.dns_policy = Some("None".into());
+                s.hostname = Some("box".into());
+                s.node_name = Some("node-1".into());
+                s.service_account_name = Some("builder".into());
+                s.tolerations = Some(vec![
+                    Toleration::default(),
+                    Toleration {
+                        key: Some("node.kubernetes.io/not-ready".into()),
+                        ..Default::default()
+                    },
+                ]);
+                s.security_context = Some(PodSecurityContext {
+                    run_as_user: Some(1000),
+                    ..Default::default()
+                });
+                s.active_deadline_seconds = Some(60);
+            },
+            &[
+                "spec.activeDeadlineSeconds",
+                "spec.dnsPolicy",
+                "spec.hostPID",
+                "spec.hostname",
+                "spec.nodeName",
+                "spec.securityContext",
+                "spec.serviceAccountName",
+                "spec.shareProcessNamespace",
+                "spec.tolerations",
+            ],
+        ),
+        (
+            "metadata",
+            |p| {
+                p.metadata.generate_name = Some("web-".into());
+                p.metadata.finalizers = Some(vec!["x".into()]);
+                p.metadata.resource_version = Some("42".into());
+                p.metadata.uid = Some("abc".into());
+            },
+            &[
+                "metadata.generateName",
+                "metadata.finalizers",
+                "metadata.resourceVersion: Forbidden: should not be set on objects to be created",
+            ],
+        ),
+    ];
+    for (name, mutate, want) in cases {
+        let mut pod = base();
+        mutate(&mut pod);
+        let want: Vec<String> = want
+            .iter()
+            .map(|w| {
+                if w.contains(": ") {
+                    (*w).to_owned()
+                } else {
+                    format!("{w}: Forbidden: not supported by podctl yet")
+                }
+            })
+            .collect();
+        assert_eq!(errors(&pod), want, "case {name:?}");
+    }
+}
+
+#[test]
+fn all_errors_are_reported_together() {
+    let text = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: Web}
+spec:
+  restartPolicy: Sometimes
+  initContainers:
+  - {name: app, image: busybox, livenessProbe: {exec: {command: [true]}}}
+  containers:
+  - name: app
+    volumeMounts: [{name: cache, mountPath: /cache}]
+"#;
+    let err = parse(text, "pod.yaml")
+        .and_then(|pod| validate(&pod))
+        .expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "The Pod \"Web\" is invalid:\n\
+         * metadata.name: Invalid value: \"Web\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')\n\
+         * spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always\n\
+         * spec.containers[0].image: Required value\n\
+         * spec.containers[0].volumeMounts[0].name: Not found: \"cache\"\n\
+         * spec.containers[0].name: Duplicate value: \"app\"\n\
+         * spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
+    );
+}
+
+/// Wraps a pod spec body in a valid header.
+fn manifest(spec: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n{spec}")
+}
+
+fn unknown(text: &str) -> Vec<String> {
+    match parse(text, "pod.yaml") {
+        Err(ManifestError::UnknownFields { errors, .. }) => {
+            errors.iter().map(ToString::to_string).collect()
+        }
+        other => panic!("expected unknown fields, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_fields_at_every_depth() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "specs:\n  containers: []\n",
+            &["specs: unknown field"],
+        ),
+        (
+            "spec:\n  containers:\n  - name: app\n    image: busybox\n    volumeMount: []\n",
+            &["spec.containers[0].volumeMount: unknown field"],
+        ),
+        (
+            "spec:\n  volumes:\n  - name: v\n    emptyDir: {sizelimit: 1Gi}\n  containers: []\n",
+            &["spec.volumes[0].emptyDir.sizelimit: unknown field"],
+        ),
+        (
+            "spec:\n  containers:\n  - name: a\n    image: b\n    imagePullPolcy: Always\n    env: [{name: A, valu: x}]\n    ports: [{containerPort: 80, hostport: 1}]\n  initContainers:\n  - name: c\n    image: d\n    livenessProbe: {exec: {comand: [x]}}\n",
+            &[
+                "spec.containers[0].imagePullPolcy: unknown field",
+                "spec.containers[0].env[0].valu: unknown field",
+                "spec.containers[0].ports[0].hostport: unknown field",
+                "spec.initContainers[0].livenessProbe.exec.comand: unknown field",
+            ],
+        ),
+    ];
+    for (spec, want) in cases {
+        assert_eq!(unknown(&manifest(spec)), *want, "spec {spec:?}");
+    }
+    assert_eq!(
+        unknown("apiVersion: v1\nkind: Pod\nmetadata: {name: web, lables: {a: b}}\n"),
+        ["metadata.lables: unknown field"]
+    );
+}
+
+#[test]
+fn unknown_fields_display() {
+    let err = parse(&manifest("specs: {}\nstatuss: {}\n"), "pod.yaml").expect_err("unknown");
+    assert_eq!(
+        err.to_string(),
+        "pod.yaml: strict decoding error:\n* specs: unknown field\n* statuss: unknown field"
+    );
+}
+
+#[test]
+fn type_errors_name_the_path() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "spec:\n  containers:\n  - name: app\n    image: busybox\n    ports:\n    - containerPort: x\n",
+            "pod.yaml:10:22: spec.containers[0].ports[0].containerPort: invalid type: string \"x\", expected i32",
+        ),
+        (
+            "spec:\n  containers:\n  - name: app\n    image: busybox\n    ports:\n    - containerPort: 99999999999\n",
+            "pod.yaml:10:22: spec.containers[0].ports[0].containerPort: invalid value: 99999999999, expected i32",
+        ),
+        (
+            "spec:\n  hostNetwork: maybe\n  containers: []\n",
+            "pod.yaml:6:16: spec.hostNetwork: invalid type: string \"maybe\", expected boolean",
+        ),
+    ];
+    for (spec, want) in cases {
+        let err = parse(&manifest(spec), "pod.yaml").expect_err("type error");
+        assert!(matches!(err, ManifestError::WrongType { .. }), "{err:?}");
+        assert_eq!(err.to_string(), *want);
+    }
+    let err = parse(
+        &manifest("spec:\n  containers:\n  - name: app\n    command: sleep\n"),
+        "pod.yaml",
+    )
+    .expect_err("type error");
+    match err {
+        ManifestError::WrongType { path, .. } => assert_eq!(path, "spec.containers[0].command"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn header_is_checked() {
+    let cases: &[(&str, &[&str])] = &[
+        ("kind: Pod\n", &["apiVersion: Required value"]),
+        ("apiVersion: v1\n", &["kind: Required value"]),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\n",
+            &[
+                "apiVersion: Unsupported value: \"apps/v1\": supported values: \"v1\"",
+                "kind: Unsupported value: \"Deployment\": supported values: \"Pod\"",
+            ],
+        ),
+        (
+            "apiVersion: 1\nkind: Pod\n",
+            &["apiVersion: Unsupported value: 1: supported values: \"v1\""],
+        ),
+    ];
+    for (text, want) in cases {
+        match parse(text, "pod.yaml") {
+            Err(ManifestError::NotAPod { errors, .. }) => {
+                let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                assert_eq!(got, *want, "text {text:?}");
+            }
+            other => panic!("text {text:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn yaml_level_errors() {
+    let err = parse("apiVersion: v1\nkind: [Pod\n", "pod.yaml").expect_err("syntax");
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 2, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("pod.yaml:2:"), "{err}");
+
+    let err = parse("apiVersion: v1\nkind: Pod\napiVersion: v1\n", "pod.yaml").expect_err("dup");
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 3, .. }),
+        "{err:?}"
+    );
+
+    let two = "apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nkind: Pod\n";
+    let err = parse(two, "pod.yaml").expect_err("two documents");
+    assert!(
+        matches!(err, ManifestError::MultipleDocuments { line: 4, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "pod.yaml:4: multi-document files are not supported yet: put one Pod in the file"
+    );
+
+    // A leading `---` and trailing empty documents are one document.
+    for one in [
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: web}\n---\n---\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\n...\n--- # nothing\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\n---\n",
+    ] {
+        assert_eq!(
+            parse(one, "pod.yaml").expect(one).metadata.name.as_deref(),
+            Some("web")
+        );
+    }
+    // An empty first document does not make the second one the pod.
+    let err = parse("---\n---\napiVersion: v1\nkind: Pod\n", "pod.yaml").expect_err("two");
+    assert!(
+        matches!(err, ManifestError::MultipleDocuments { .. }),
+        "{err:?}"
+    );
+
+    assert!(matches!(
+        parse("", "pod.yaml"),
+        Err(ManifestError::Empty { .. })
+    ));
+    assert!(matches!(
+        parse("# nothing\n", "pod.yaml"),
+        Err(ManifestError::Empty { .. })
+    ));
+    assert!(matches!(
+        parse("- apiVersion: v1\n", "pod.yaml"),
+        Err(ManifestError::WrongType { .. })
+    ));
+}
+
+#[test]
+fn json_is_accepted() {
+    let text = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "app", "image": "busybox"}]}}"#;
+    let pod = parse(text, "pod.json").expect("json");
+    assert_eq!(errors(&pod), Vec::<String>::new());
+}
+
+#[test]
+fn status_and_server_metadata_are_ignored() {
+    let text = manifest(
+        "  uid: abc\n  generation: 3\nspec:\n  containers: [{name: app, image: busybox}]\nstatus:\n  phase: Pending\n  podIP: 10.0.0.1\n  fromTheFuture: {a: 1}\n",
+    );
+    let pod = parse(&text, "pod.yaml").expect("parses");
+    assert!(pod.status.is_some());
+    assert_eq!(errors(&pod), Vec::<String>::new());
+}
+
+#[test]
+fn load_reads_files_and_names_missing_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("pod.yaml");
+    std::fs::write(&path, REFERENCE).expect("write");
+    let pod = load_valid(&path).expect("valid");
+    assert_eq!(pod.metadata.name.as_deref(), Some("web"));
+
+    let missing = dir.path().join("missing.yaml");
+    let err = load(&missing).expect_err("missing");
+    assert!(matches!(err, ManifestError::Read { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!("cannot read manifest {}", missing.display())
+    );
+
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Pod\nspec: {containers: [{name: a}]}\n",
+    )
+    .expect("write");
+    let err = load_valid(&path).expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "The Pod \"\" is invalid:\n* metadata.name: Required value\n* spec.containers[0].image: Required value"
+    );
+}
+
+#[test]
+fn field_error_display() {
+    let e = FieldError::new("spec.containers[0].image", "Required value");
+    assert_eq!(e.to_string(), "spec.containers[0].image: Required value");
+}

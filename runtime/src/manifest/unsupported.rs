@@ -1,0 +1,420 @@
+//! What podctl refuses because it does not implement it (yet): an allow-list walk.
+//!
+//! Every struct is destructured without `..`, so a field added by a newer `k8s-openapi`
+//! stops the build until someone decides whether podctl honours it; until then the choice
+//! here is to refuse. A refused field is only reported when it carries something: absent,
+//! empty, or equal to the value Kubernetes would default it to (manifests exported with
+//! `kubectl get -o yaml` carry `dnsPolicy: ClusterFirst`, `schedulerName: default-scheduler`,
+//! `terminationMessagePath: /dev/termination-log`, `securityContext: {}` ...).
+//!
+//! Accepted and ignored, as the API server does on create: `status` and the metadata the
+//! server sets itself (`uid`, `creationTimestamp`, `generation`, `managedFields`, `selfLink`,
+//! `deletionTimestamp`, `deletionGracePeriodSeconds`). podctl assigns its own uid.
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HostPathVolumeSource, PodOS, PodSpec,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+use super::error::FieldError;
+use super::Pod;
+
+const NOT_SUPPORTED: &str = "Forbidden: not supported by podctl yet";
+
+/// Every field of `pod` that is set to something podctl cannot honour.
+pub(super) fn refusals(pod: &Pod) -> Vec<FieldError> {
+    let mut r = Refusals::default();
+    let Pod {
+        metadata,
+        spec,
+        status: _,
+    } = pod;
+    object_meta(&mut r, metadata);
+    if let Some(spec) = spec {
+        pod_spec(&mut r, spec);
+    }
+    r.0
+}
+
+#[derive(Default)]
+struct Refusals(Vec<FieldError>);
+
+impl Refusals {
+    fn refuse(&mut self, path: String) {
+        self.0.push(FieldError::new(path, NOT_SUPPORTED));
+    }
+
+    /// Refused whenever present.
+    fn present<T>(&mut self, path: &str, field: &str, value: &Option<T>) {
+        if value.is_some() {
+            self.refuse(join(path, field));
+        }
+    }
+
+    /// Refused unless it serialises to nothing: `{}`, `[]`, nested empties or null.
+    fn non_empty<T: Serialize>(&mut self, path: &str, field: &str, value: &Option<T>) {
+        if value.as_ref().is_some_and(|v| !is_empty(v)) {
+            self.refuse(join(path, field));
+        }
+    }
+
+    /// Refused unless absent or one of `accepted` (Kubernetes' default, `""` where the API
+    /// server defaults an empty string, and values that mean the same on one host).
+    fn unless<T: PartialEq + ?Sized>(
+        &mut self,
+        path: &str,
+        field: &str,
+        value: Option<&T>,
+        accepted: &[&T],
+    ) {
+        if value.is_some_and(|v| !accepted.contains(&v)) {
+            self.refuse(join(path, field));
+        }
+    }
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// True when `value` holds no data at any depth.
+fn is_empty<T: Serialize>(value: &T) -> bool {
+    fn empty(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Null => true,
+            serde_json::Value::String(s) => s.is_empty(),
+            serde_json::Value::Array(a) => a.iter().all(empty),
+            serde_json::Value::Object(o) => o.values().all(empty),
+            _ => false,
+        }
+    }
+    // A value that cannot be serialised is not known to be empty: refuse it.
+    serde_json::to_value(value).is_ok_and(|v| empty(&v))
+}
+
+fn object_meta(r: &mut Refusals, meta: &ObjectMeta) {
+    let ObjectMeta {
+        // Used, or informational (kept for status and listings).
+        name: _,
+        namespace: _,
+        labels: _,
+        annotations: _,
+        // Set by the server on create, whatever the manifest says.
+        uid: _,
+        creation_timestamp: _,
+        generation: _,
+        managed_fields: _,
+        self_link: _,
+        deletion_timestamp: _,
+        deletion_grace_period_seconds: _,
+        generate_name,
+        owner_references,
+        finalizers,
+        resource_version,
+    } = meta;
+    let p = "metadata";
+    r.non_empty(p, "generateName", generate_name);
+    r.non_empty(p, "ownerReferences", owner_references);
+    r.non_empty(p, "finalizers", finalizers);
+    if resource_version.as_deref().is_some_and(|v| !v.is_empty()) {
+        // The API server refuses it on create too.
+        r.0.push(FieldError::new(
+            "metadata.resourceVersion",
+            "Forbidden: should not be set on objects to be created",
+        ));
+    }
+}
+
+fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
+    let PodSpec {
+        containers,
+        init_containers,
+        volumes,
+        restart_policy: _,
+        termination_grace_period_seconds: _,
+        host_network,
+        // No services on one host: no service link variables either way.
+        enable_service_links: _,
+        active_deadline_seconds,
+        affinity,
+        automount_service_account_token,
+        dns_config,
+        dns_policy,
+        ephemeral_containers,
+        eviction_responders,
+        host_aliases,
+        host_ipc,
+        host_pid,
+        host_users,
+        hostname,
+        hostname_override,
+        image_pull_secrets,
+        node_name,
+        node_selector,
+        os,
+        overhead,
+        preemption_policy,
+        priority,
+        priority_class_name,
+        readiness_gates,
+        resource_claims,
+        resources,
+        runtime_class_name,
+        scheduler_name,
+        scheduling_gates,
+        scheduling_group,
+        security_context,
+        service_account,
+        service_account_name,
+        set_hostname_as_fqdn,
+        share_process_namespace,
+        subdomain,
+        tolerations,
+        topology_spread_constraints,
+    } = spec;
+    let p = "spec";
+    r.present(p, "activeDeadlineSeconds", active_deadline_seconds);
+    r.non_empty(p, "affinity", affinity);
+    // No service account token is mounted; asking for one explicitly is refused.
+    r.unless(
+        p,
+        "automountServiceAccountToken",
+        automount_service_account_token.as_ref(),
+        &[&false],
+    );
+    r.non_empty(p, "dnsConfig", dns_config);
+    // Without cluster DNS the kubelet falls back to the host's resolv.conf for both.
+    r.unless(
+        p,
+        "dnsPolicy",
+        dns_policy.as_deref(),
+        &["", "ClusterFirst", "Default"],
+    );
+    r.non_empty(p, "ephemeralContainers", ephemeral_containers);
+    r.non_empty(p, "evictionResponders", eviction_responders);
+    r.non_empty(p, "hostAliases", host_aliases);
+    r.unless(p, "hostIPC", host_ipc.as_ref(), &[&false]);
+    r.unless(p, "hostPID", host_pid.as_ref(), &[&false]);
+    // Default true (the host's user namespace); false asks for a user namespace.
+    r.unless(p, "hostUsers", host_users.as_ref(), &[&true]);
+    r.non_empty(p, "hostname", hostname);
+    r.non_empty(p, "hostnameOverride", hostname_override);
+    r.non_empty(p, "imagePullSecrets", image_pull_secrets);
+    r.non_empty(p, "nodeName", node_name);
+    r.non_empty(p, "nodeSelector", node_selector);
+    if let Some(PodOS { name }) = os {
+        if name != "linux" {
+            r.refuse("spec.os.name".to_owned());
+        }
+    }
+    r.non_empty(p, "overhead", overhead);
+    r.unless(
+        p,
+        "preemptionPolicy",
+        preemption_policy.as_deref(),
+        &["", "PreemptLowerPriority"],
+    );
+    r.unless(p, "priority", priority.as_ref(), &[&0]);
+    r.non_empty(p, "priorityClassName", priority_class_name);
+    r.non_empty(p, "readinessGates", readiness_gates);
+    r.non_empty(p, "resourceClaims", resource_claims);
+    r.non_empty(p, "resources", resources);
+    r.non_empty(p, "runtimeClassName", runtime_class_name);
+    r.unless(
+        p,
+        "schedulerName",
+        scheduler_name.as_deref(),
+        &["", "default-scheduler"],
+    );
+    r.non_empty(p, "schedulingGates", scheduling_gates);
+    r.non_empty(p, "schedulingGroup", scheduling_group);
+    r.non_empty(p, "securityContext", security_context);
+    // "default" is what the API server fills in; it grants nothing here.
+    r.unless(
+        p,
+        "serviceAccount",
+        service_account.as_deref(),
+        &["", "default"],
+    );
+    r.unless(
+        p,
+        "serviceAccountName",
+        service_account_name.as_deref(),
+        &["", "default"],
+    );
+    r.unless(
+        p,
+        "setHostnameAsFQDN",
+        set_hostname_as_fqdn.as_ref(),
+        &[&false],
+    );
+    r.unless(
+        p,
+        "shareProcessNamespace",
+        share_process_namespace.as_ref(),
+        &[&false],
+    );
+    r.non_empty(p, "subdomain", subdomain);
+    r.non_empty(p, "tolerations", tolerations);
+    r.non_empty(p, "topologySpreadConstraints", topology_spread_constraints);
+
+    let host_network = host_network.unwrap_or(false);
+    for (i, c) in init_containers.iter().flatten().enumerate() {
+        let path = format!("spec.initContainers[{i}]");
+        // Native sidecars (KEP-753) need their own start/stop order: not yet.
+        r.present(&path, "restartPolicy", &c.restart_policy);
+        container(r, &path, c, host_network);
+    }
+    for (i, c) in containers.iter().enumerate() {
+        container(r, &format!("spec.containers[{i}]"), c, host_network);
+    }
+    for (i, v) in volumes.iter().flatten().enumerate() {
+        volume(r, &format!("spec.volumes[{i}]"), v);
+    }
+}
+
+fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool) {
+    let Container {
+        name: _,
+        image: _,
+        command: _,
+        args: _,
+        working_dir: _,
+        // Validated; podctl cannot pull yet, so every value behaves as "use what is there".
+        image_pull_policy: _,
+        // Judged per kind of container: by the rules and in `pod_spec`.
+        restart_policy: _,
+        env,
+        env_from,
+        lifecycle,
+        liveness_probe,
+        ports,
+        readiness_probe,
+        resize_policy,
+        resources,
+        restart_policy_rules,
+        security_context,
+        startup_probe,
+        stdin,
+        stdin_once,
+        termination_message_path,
+        termination_message_policy,
+        tty,
+        volume_devices,
+        volume_mounts,
+    } = c;
+    for (i, e) in env.iter().flatten().enumerate() {
+        let EnvVar {
+            name: _,
+            value: _,
+            value_from,
+        } = e;
+        r.present(&format!("{path}.env[{i}]"), "valueFrom", value_from);
+    }
+    r.non_empty(path, "envFrom", env_from);
+    r.present(path, "lifecycle", lifecycle);
+    r.present(path, "livenessProbe", liveness_probe);
+    r.present(path, "readinessProbe", readiness_probe);
+    r.present(path, "startupProbe", startup_probe);
+    r.non_empty(path, "resizePolicy", resize_policy);
+    r.non_empty(path, "resources", resources);
+    r.non_empty(path, "restartPolicyRules", restart_policy_rules);
+    r.non_empty(path, "securityContext", security_context);
+    r.unless(path, "stdin", stdin.as_ref(), &[&false]);
+    r.unless(path, "stdinOnce", stdin_once.as_ref(), &[&false]);
+    r.unless(path, "tty", tty.as_ref(), &[&false]);
+    r.unless(
+        path,
+        "terminationMessagePath",
+        termination_message_path.as_deref(),
+        &["", "/dev/termination-log"],
+    );
+    // A bad value is reported by the rules; only the other valid one is refused here.
+    r.unless(
+        path,
+        "terminationMessagePolicy",
+        termination_message_policy.as_deref(),
+        &["", "File"],
+    );
+    r.non_empty(path, "volumeDevices", volume_devices);
+    for (i, port) in ports.iter().flatten().enumerate() {
+        container_port(r, &format!("{path}.ports[{i}]"), port, host_network);
+    }
+    for (i, m) in volume_mounts.iter().flatten().enumerate() {
+        volume_mount(r, &format!("{path}.volumeMounts[{i}]"), m);
+    }
+}
+
+fn container_port(r: &mut Refusals, path: &str, port: &ContainerPort, host_network: bool) {
+    let ContainerPort {
+        // Informational: with a pod network they document, with hostNetwork they are the
+        // host's ports anyway.
+        container_port,
+        name: _,
+        protocol: _,
+        host_ip,
+        host_port,
+    } = port;
+    // With hostNetwork the API server defaults hostPort to containerPort.
+    let defaulted = if host_network {
+        vec![&0, container_port]
+    } else {
+        vec![&0]
+    };
+    r.unless(path, "hostPort", host_port.as_ref(), &defaulted);
+    r.non_empty(path, "hostIP", host_ip);
+}
+
+fn volume_mount(r: &mut Refusals, path: &str, m: &VolumeMount) {
+    let VolumeMount {
+        name: _,
+        mount_path: _,
+        read_only: _,
+        sub_path: _,
+        sub_path_expr,
+        mount_propagation,
+        recursive_read_only,
+        bind_mount_options,
+    } = m;
+    r.non_empty(path, "subPathExpr", sub_path_expr);
+    r.unless(
+        path,
+        "mountPropagation",
+        mount_propagation.as_deref(),
+        &["", "None"],
+    );
+    r.unless(
+        path,
+        "recursiveReadOnly",
+        recursive_read_only.as_deref(),
+        &["", "Disabled"],
+    );
+    r.non_empty(path, "bindMountOptions", bind_mount_options);
+}
+
+fn volume(r: &mut Refusals, path: &str, v: &Volume) {
+    for source in super::validate::volume_sources(v) {
+        match source {
+            "emptyDir" | "hostPath" => {}
+            other => r.refuse(join(path, other)),
+        }
+    }
+    if let Some(EmptyDirVolumeSource {
+        medium: _,
+        size_limit: _,
+        mode,
+    }) = &v.empty_dir
+    {
+        r.present(&join(path, "emptyDir"), "mode", mode);
+    }
+    if let Some(h) = &v.host_path {
+        // Both fields are supported; named so that a new one is noticed.
+        let HostPathVolumeSource { path: _, type_: _ } = h;
+    }
+}

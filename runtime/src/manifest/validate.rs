@@ -1,0 +1,544 @@
+//! Kubernetes' own validation rules for the fields podctl accepts, worded as kubectl prints
+//! them (`pkg/apis/core/validation/validation.go`, K8S-SEMANTICS §10), plus the few checks
+//! podctl adds because a name or path becomes a host name, a file name or a mount.
+
+use std::collections::HashSet;
+use std::path::{Component, Path};
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, HostPathVolumeSource, PodSpec, Volume,
+    VolumeMount,
+};
+
+use super::error::FieldError;
+use super::quantity::{quantity_bytes, QuantityError};
+use super::Pod;
+
+const DNS1123_LABEL_FMT: &str = "a lowercase RFC 1123 label must consist of lower case \
+    alphanumeric characters or '-', and must start and end with an alphanumeric character \
+    (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_FMT: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
+    alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
+    (e.g. 'example.com', regex used for validation is \
+    '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const ENV_VAR_NAME_FMT: &str = "a valid environment variable name must consist of alphabetic \
+    characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  \
+    or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
+const POD_NAME_LABEL: &str = "podctl requires the pod name to be an RFC 1123 label (at most \
+    63 characters, lower case alphanumeric characters or '-', no '.') because it becomes the \
+    pod's hostname and part of file names";
+
+/// Kubernetes' values for `spec.volumes[*].hostPath.type`, sorted as the API server lists them.
+const HOST_PATH_TYPES: &[&str] = &[
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+];
+
+/// Every rule violation of `pod`, in the order metadata, volumes, init containers,
+/// containers, then the remaining pod-level fields.
+pub(super) fn rules(pod: &Pod) -> Vec<FieldError> {
+    let mut v = Errors::default();
+    metadata(&mut v, pod);
+    match &pod.spec {
+        Some(spec) => pod_spec(&mut v, spec),
+        None => v.push("spec.containers", "Required value"),
+    }
+    v.0
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(path, message));
+    }
+
+    fn invalid(&mut self, path: impl Into<String>, value: &str, detail: &str) {
+        self.push(path, format!("Invalid value: {value:?}: {detail}"));
+    }
+
+    fn unsupported(&mut self, path: impl Into<String>, value: &str, supported: &[&str]) {
+        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        self.push(
+            path,
+            format!(
+                "Unsupported value: {value:?}: supported values: {}",
+                list.join(", ")
+            ),
+        );
+    }
+
+    /// `Required value` when empty, otherwise each way `name` is not an RFC 1123 label.
+    fn dns_label(&mut self, path: &str, name: &str) {
+        if name.is_empty() {
+            self.push(path, "Required value");
+            return;
+        }
+        for msg in dns1123_label(name) {
+            self.invalid(path, name, msg);
+        }
+    }
+
+    /// A value from a fixed set; absent or `""` means the default, which the API server
+    /// fills in before validating.
+    fn one_of(&mut self, path: &str, value: Option<&str>, supported: &[&str]) {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            if !supported.contains(&value) {
+                self.unsupported(path, value, supported);
+            }
+        }
+    }
+}
+
+fn metadata(v: &mut Errors, pod: &Pod) {
+    match pod.metadata.name.as_deref() {
+        None | Some("") => v.push("metadata.name", "Required value"),
+        Some(name) => {
+            let problems = dns1123_subdomain(name);
+            if problems.is_empty() {
+                if !dns1123_label(name).is_empty() {
+                    v.invalid("metadata.name", name, POD_NAME_LABEL);
+                }
+            } else {
+                for msg in problems {
+                    v.invalid("metadata.name", name, msg);
+                }
+            }
+        }
+    }
+    if let Some(ns) = pod.metadata.namespace.as_deref() {
+        if !ns.is_empty() {
+            for msg in dns1123_label(ns) {
+                v.invalid("metadata.namespace", ns, msg);
+            }
+        }
+    }
+}
+
+fn pod_spec(v: &mut Errors, spec: &PodSpec) {
+    let volumes = spec.volumes.as_deref().unwrap_or_default();
+    let mut volume_names = HashSet::new();
+    for (i, vol) in volumes.iter().enumerate() {
+        volume(v, &format!("spec.volumes[{i}]"), vol);
+        if !vol.name.is_empty() && !volume_names.insert(vol.name.as_str()) {
+            v.push(
+                format!("spec.volumes[{i}].name"),
+                format!("Duplicate value: {:?}", vol.name),
+            );
+        }
+    }
+
+    let mut container_names = HashSet::new();
+    let init = spec.init_containers.as_deref().unwrap_or_default();
+    for (i, c) in init.iter().enumerate() {
+        let path = format!("spec.initContainers[{i}]");
+        container(v, &path, c, &volume_names);
+        init_container(v, &path, c);
+        unique_name(v, &path, c, &mut container_names);
+    }
+    if spec.containers.is_empty() {
+        v.push("spec.containers", "Required value");
+    }
+    for (i, c) in spec.containers.iter().enumerate() {
+        let path = format!("spec.containers[{i}]");
+        container(v, &path, c, &volume_names);
+        if c.restart_policy.is_some() {
+            v.push(
+                format!("{path}.restartPolicy"),
+                "Forbidden: may not be set for non-init containers",
+            );
+        }
+        unique_name(v, &path, c, &mut container_names);
+    }
+
+    v.one_of(
+        "spec.restartPolicy",
+        spec.restart_policy.as_deref(),
+        &["Always", "OnFailure", "Never"],
+    );
+    v.one_of(
+        "spec.dnsPolicy",
+        spec.dns_policy.as_deref(),
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+    );
+    if let Some(secs) = spec.termination_grace_period_seconds {
+        if secs < 0 {
+            v.push(
+                "spec.terminationGracePeriodSeconds",
+                format!("Invalid value: {secs}: must be greater than or equal to 0"),
+            );
+        }
+    }
+}
+
+fn unique_name<'a>(v: &mut Errors, path: &str, c: &'a Container, seen: &mut HashSet<&'a str>) {
+    if !c.name.is_empty() && !seen.insert(c.name.as_str()) {
+        v.push(
+            format!("{path}.name"),
+            format!("Duplicate value: {:?}", c.name),
+        );
+    }
+}
+
+/// Rules shared by init and regular containers.
+fn container(v: &mut Errors, path: &str, c: &Container, volumes: &HashSet<&str>) {
+    v.dns_label(&format!("{path}.name"), &c.name);
+
+    let image = c.image.as_deref().unwrap_or_default();
+    if image.trim().is_empty() {
+        v.push(format!("{path}.image"), "Required value");
+    } else if image.trim() != image {
+        v.invalid(
+            format!("{path}.image"),
+            image,
+            "must not have leading or trailing whitespace",
+        );
+    }
+
+    v.one_of(
+        &format!("{path}.imagePullPolicy"),
+        c.image_pull_policy.as_deref(),
+        &["Always", "IfNotPresent", "Never"],
+    );
+    v.one_of(
+        &format!("{path}.terminationMessagePolicy"),
+        c.termination_message_policy.as_deref(),
+        &["File", "FallbackToLogsOnError"],
+    );
+
+    for (i, env) in c.env.iter().flatten().enumerate() {
+        let name_path = format!("{path}.env[{i}].name");
+        if env.name.is_empty() {
+            v.push(name_path, "Required value");
+        } else if !is_env_var_name(&env.name) {
+            v.invalid(name_path, &env.name, ENV_VAR_NAME_FMT);
+        }
+    }
+
+    let mut port_names = HashSet::new();
+    for (i, port) in c.ports.iter().flatten().enumerate() {
+        container_port(v, &format!("{path}.ports[{i}]"), port, &mut port_names);
+    }
+
+    let mut mount_paths = HashSet::new();
+    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+        volume_mount(
+            v,
+            &format!("{path}.volumeMounts[{i}]"),
+            m,
+            volumes,
+            &mut mount_paths,
+        );
+    }
+}
+
+/// Init containers run to completion: hooks and probes only make sense for sidecars.
+fn init_container(v: &mut Errors, path: &str, c: &Container) {
+    match c.restart_policy.as_deref() {
+        Some("Always") => return,
+        Some(other) => v.unsupported(format!("{path}.restartPolicy"), other, &["Always"]),
+        None => {}
+    }
+    let set = [
+        ("lifecycle", c.lifecycle.is_some()),
+        ("livenessProbe", c.liveness_probe.is_some()),
+        ("readinessProbe", c.readiness_probe.is_some()),
+        ("startupProbe", c.startup_probe.is_some()),
+    ];
+    for (field, is_set) in set {
+        if is_set {
+            v.push(
+                format!("{path}.{field}"),
+                "Forbidden: may not be set for init containers without restartPolicy=Always",
+            );
+        }
+    }
+}
+
+fn container_port<'a>(
+    v: &mut Errors,
+    path: &str,
+    port: &'a ContainerPort,
+    names: &mut HashSet<&'a str>,
+) {
+    if port.container_port == 0 {
+        v.push(format!("{path}.containerPort"), "Required value");
+    } else if !(1..=65535).contains(&port.container_port) {
+        v.push(
+            format!("{path}.containerPort"),
+            format!(
+                "Invalid value: {}: must be between 1 and 65535, inclusive",
+                port.container_port
+            ),
+        );
+    }
+    if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+        for msg in port_name(name) {
+            v.invalid(format!("{path}.name"), name, msg);
+        }
+        if !names.insert(name) {
+            v.push(format!("{path}.name"), format!("Duplicate value: {name:?}"));
+        }
+    }
+    v.one_of(
+        &format!("{path}.protocol"),
+        port.protocol.as_deref(),
+        &["SCTP", "TCP", "UDP"],
+    );
+}
+
+fn volume_mount<'a>(
+    v: &mut Errors,
+    path: &str,
+    m: &'a VolumeMount,
+    volumes: &HashSet<&str>,
+    mount_paths: &mut HashSet<&'a str>,
+) {
+    if m.name.is_empty() {
+        v.push(format!("{path}.name"), "Required value");
+    } else if !volumes.contains(m.name.as_str()) {
+        v.push(format!("{path}.name"), format!("Not found: {:?}", m.name));
+    }
+
+    let mount_path = format!("{path}.mountPath");
+    if m.mount_path.is_empty() {
+        v.push(mount_path, "Required value");
+    } else {
+        if !mount_paths.insert(m.mount_path.as_str()) {
+            v.invalid(&mount_path, &m.mount_path, "must be unique");
+        } else if !m.mount_path.starts_with('/') {
+            // The API leaves this to the runtime; podctl mounts into the rootfs, so say it now.
+            v.invalid(&mount_path, &m.mount_path, "must be an absolute path");
+        }
+    }
+
+    if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+        descending_path(v, &format!("{path}.subPath"), sub);
+    }
+}
+
+/// kubelet's `validateLocalDescendingPath`: stays inside the volume.
+fn descending_path(v: &mut Errors, path: &str, p: &str) {
+    if p.starts_with('/') {
+        v.invalid(path, p, "must be a relative path");
+    }
+    if has_backsteps(p) {
+        v.invalid(path, p, "must not contain '..'");
+    }
+}
+
+fn has_backsteps(p: &str) -> bool {
+    Path::new(p)
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+}
+
+fn volume(v: &mut Errors, path: &str, vol: &Volume) {
+    v.dns_label(&format!("{path}.name"), &vol.name);
+
+    let sources = volume_sources(vol);
+    match sources.as_slice() {
+        [] => v.push(path, "Required value: must specify a volume type"),
+        [_] => {}
+        [_, rest @ ..] => {
+            for source in rest {
+                v.push(
+                    format!("{path}.{source}"),
+                    "Forbidden: may not specify more than 1 volume type",
+                );
+            }
+        }
+    }
+    if let Some(e) = &vol.empty_dir {
+        empty_dir(v, &format!("{path}.emptyDir"), e);
+    }
+    if let Some(h) = &vol.host_path {
+        host_path(v, &format!("{path}.hostPath"), h);
+    }
+}
+
+fn empty_dir(v: &mut Errors, path: &str, e: &EmptyDirVolumeSource) {
+    match e.medium.as_deref() {
+        None | Some("") | Some("Memory") => {}
+        Some(m) if m.starts_with("HugePages") => v.push(
+            format!("{path}.medium"),
+            "Forbidden: not supported by podctl yet",
+        ),
+        Some(m) => v.unsupported(format!("{path}.medium"), m, &["", "Memory"]),
+    }
+    if let Some(q) = &e.size_limit {
+        let detail = match quantity_bytes(q) {
+            Ok(_) => return,
+            Err(QuantityError::TooLarge) => "must be less than 16Ei".to_owned(),
+            Err(err) => err.to_string(),
+        };
+        v.invalid(format!("{path}.sizeLimit"), &q.0, &detail);
+    }
+}
+
+fn host_path(v: &mut Errors, path: &str, h: &HostPathVolumeSource) {
+    let p = format!("{path}.path");
+    if h.path.is_empty() {
+        v.push(p, "Required value");
+    } else {
+        if has_backsteps(&h.path) {
+            v.invalid(&p, &h.path, "must not contain '..'");
+        }
+        if !h.path.starts_with('/') {
+            // kubelet would resolve it against its own working directory: never meant.
+            v.invalid(&p, &h.path, "must be an absolute path");
+        }
+    }
+    v.one_of(&format!("{path}.type"), h.type_.as_deref(), HOST_PATH_TYPES);
+}
+
+/// The sources a volume sets, by their field names; the destructuring is exhaustive so a
+/// new source in `k8s-openapi` must be classified here before the code compiles.
+pub(super) fn volume_sources(vol: &Volume) -> Vec<&'static str> {
+    let Volume {
+        name: _,
+        aws_elastic_block_store,
+        azure_disk,
+        azure_file,
+        cephfs,
+        cinder,
+        config_map,
+        csi,
+        downward_api,
+        empty_dir,
+        ephemeral,
+        fc,
+        flex_volume,
+        flocker,
+        gce_persistent_disk,
+        git_repo,
+        glusterfs,
+        host_path,
+        image,
+        iscsi,
+        nfs,
+        persistent_volume_claim,
+        photon_persistent_disk,
+        portworx_volume,
+        projected,
+        quobyte,
+        rbd,
+        scale_io,
+        secret,
+        storageos,
+        vsphere_volume,
+    } = vol;
+    // In the order validation.go checks them, so the same one is called the extra one.
+    [
+        ("hostPath", host_path.is_some()),
+        ("emptyDir", empty_dir.is_some()),
+        ("gcePersistentDisk", gce_persistent_disk.is_some()),
+        ("awsElasticBlockStore", aws_elastic_block_store.is_some()),
+        ("gitRepo", git_repo.is_some()),
+        ("secret", secret.is_some()),
+        ("nfs", nfs.is_some()),
+        ("iscsi", iscsi.is_some()),
+        ("glusterfs", glusterfs.is_some()),
+        ("persistentVolumeClaim", persistent_volume_claim.is_some()),
+        ("rbd", rbd.is_some()),
+        ("flexVolume", flex_volume.is_some()),
+        ("cinder", cinder.is_some()),
+        ("cephfs", cephfs.is_some()),
+        ("flocker", flocker.is_some()),
+        ("downwardAPI", downward_api.is_some()),
+        ("fc", fc.is_some()),
+        ("azureFile", azure_file.is_some()),
+        ("configMap", config_map.is_some()),
+        ("vsphereVolume", vsphere_volume.is_some()),
+        ("quobyte", quobyte.is_some()),
+        ("azureDisk", azure_disk.is_some()),
+        ("photonPersistentDisk", photon_persistent_disk.is_some()),
+        ("projected", projected.is_some()),
+        ("portworxVolume", portworx_volume.is_some()),
+        ("scaleIO", scale_io.is_some()),
+        ("storageos", storageos.is_some()),
+        ("csi", csi.is_some()),
+        ("ephemeral", ephemeral.is_some()),
+        ("image", image.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
+}
+
+/// apimachinery's `IsDNS1123Label`: the reasons `s` is not one.
+pub(super) fn dns1123_label(s: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if s.len() > 63 {
+        problems.push("must be no more than 63 characters");
+    }
+    if !is_label(s) {
+        problems.push(DNS1123_LABEL_FMT);
+    }
+    problems
+}
+
+/// apimachinery's `IsDNS1123Subdomain`.
+fn dns1123_subdomain(s: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if s.len() > 253 {
+        problems.push("must be no more than 253 characters");
+    }
+    if !s.split('.').all(is_label) {
+        problems.push(DNS1123_SUBDOMAIN_FMT);
+    }
+    problems
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, any length.
+fn is_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            alnum(first) && alnum(last) && b.iter().all(|c| alnum(c) || *c == b'-')
+        }
+        _ => false,
+    }
+}
+
+/// `[-._a-zA-Z][-._a-zA-Z0-9]*`.
+fn is_env_var_name(s: &str) -> bool {
+    let mut chars = s.bytes();
+    let word = |c: u8| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_');
+    match chars.next() {
+        Some(first) if word(first) => chars.all(|c| word(c) || c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// apimachinery's `IsValidPortName` (an IANA service name).
+fn port_name(s: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if s.len() > 15 {
+        problems.push("must be no more than 15 characters");
+    }
+    if !s
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    {
+        problems.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+    }
+    if !s.bytes().any(|c| c.is_ascii_lowercase()) {
+        problems.push("must contain at least one letter (a-z)");
+    }
+    if s.contains("--") {
+        problems.push("must not contain consecutive hyphens");
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        problems.push("must not begin or end with a hyphen");
+    }
+    problems
+}

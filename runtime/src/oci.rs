@@ -1,0 +1,1255 @@
+//! Container + image config + sandbox -> OCI runtime spec, as pure functions.
+//!
+//! The target is the spec containerd's CRI plugin generates for a Kubernetes container
+//! (containerd 1.6 `oci.populateDefaultUnixSpec` + `containerSpec`), because that is what
+//! manifests written for real clusters expect: same capabilities, mounts, masked paths,
+//! device rules. Everything is built explicitly: `oci_spec`'s defaults (and its builders,
+//! which fall back to them) describe a different, youki-flavoured container.
+//!
+//! The namespaces shared by the pod are joined by path (the sandbox pins); runc performs the
+//! `setns`, podctl makes no syscall here.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::{
+    Capability, LinuxCapabilities, LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespace,
+    LinuxNamespaceType, LinuxResources, Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root,
+    Spec, User,
+};
+
+use crate::expand;
+use crate::sandbox::Sandbox;
+
+/// Annotation the runc v2 shim groups containers by: one shim process per pod.
+pub const SHIM_GROUP_ANNOTATION: &str = "io.containerd.runc.v2.group";
+
+/// OCI spec version runc 1.1 implements.
+const OCI_VERSION: &str = "1.0.2-dev";
+
+/// containerd's default capability set (`oci.defaultUnixCaps`), granted to every
+/// unprivileged container unless `securityContext.capabilities` changes it.
+pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// containerd's default masked paths (plus `/sys/devices/virtual/powercap`, masked since
+/// containerd 1.6.x/1.7 for the PLATYPUS side channel).
+const MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// One resolved volume mount of a container (the host side comes from
+/// `Sandbox::mount_source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMountSource {
+    /// Host path to bind.
+    pub source: PathBuf,
+    /// `mountPath` in the container.
+    pub destination: PathBuf,
+    /// `readOnly`: bind mounted `ro`.
+    pub read_only: bool,
+}
+
+/// Everything a container's spec depends on; no I/O happens while building it.
+#[derive(Debug, Clone)]
+pub struct ContainerInput<'a> {
+    pub pod: &'a Pod,
+    pub container: &'a Container,
+    pub image: &'a ImageConfiguration,
+    pub sandbox: &'a Sandbox,
+    /// containerd container id; names the container's cgroup.
+    pub container_id: &'a str,
+    /// Shim group id shared by all containers of the pod (one runc shim per pod).
+    pub shim_group: &'a str,
+    /// The container's volume mounts, in `volumeMounts` order, already resolved.
+    pub mounts: Vec<VolumeMountSource>,
+}
+
+/// Why a container's spec cannot be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OciError {
+    /// The image `User` is a name: resolving it needs the image's /etc/passwd, which
+    /// podctl does not read yet.
+    #[error("container {container:?}: image user {user:?} is a name; named users aren't supported yet (use a numeric uid[:gid] or securityContext.runAsUser)")]
+    UserByName { container: String, user: String },
+    #[error("container {container:?}: invalid image user {user:?}")]
+    InvalidUser { container: String, user: String },
+    #[error("container {container:?}: {source}")]
+    Command {
+        container: String,
+        #[source]
+        source: expand::ExpandError,
+    },
+    #[error("container {container:?}: unknown capability {capability:?}")]
+    UnknownCapability {
+        container: String,
+        capability: String,
+    },
+    /// A field podctl cannot honour yet; refused rather than silently ignored.
+    #[error("container {container:?}: {field} is not supported")]
+    Unsupported {
+        container: String,
+        field: &'static str,
+    },
+}
+
+/// Builds the OCI runtime spec for one container of a pod.
+pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
+    let c = input.container;
+    let name = || c.name.clone();
+    let unsupported = |field| OciError::Unsupported {
+        container: name(),
+        field,
+    };
+    let pod_spec = input.pod.spec.as_ref();
+    let sc = c.security_context.as_ref();
+    if sc.and_then(|s| s.privileged).unwrap_or(false) {
+        return Err(unsupported("securityContext.privileged"));
+    }
+    if pod_spec
+        .and_then(|s| s.share_process_namespace)
+        .unwrap_or(false)
+    {
+        return Err(unsupported("spec.shareProcessNamespace"));
+    }
+    if c.tty.unwrap_or(false) {
+        return Err(unsupported("tty"));
+    }
+
+    let image = input.image.config().as_ref();
+    let strings = |v: Option<&Vec<String>>| v.cloned().unwrap_or_default();
+
+    // Process.
+    let kubelet_env = expand::kubelet_env(c);
+    let env = expand::container_env(
+        image
+            .and_then(|i| i.env().as_ref())
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+        c,
+        &input.sandbox.hostname_value,
+    );
+    let args = expand::command_line(
+        &strings(image.and_then(|i| i.entrypoint().as_ref())),
+        &strings(image.and_then(|i| i.cmd().as_ref())),
+        c.command.as_deref().unwrap_or_default(),
+        c.args.as_deref().unwrap_or_default(),
+        &kubelet_env,
+    )
+    .map_err(|source| OciError::Command {
+        container: name(),
+        source,
+    })?;
+    let cwd = c
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .or_else(|| image.and_then(|i| i.working_dir().clone()))
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".to_owned());
+    let user = process_user(input, image.and_then(|i| i.user().as_deref()))?;
+    let caps = capabilities(c)?;
+    let mut process = Process::default();
+    process.set_terminal(Some(false));
+    process.set_console_size(None);
+    process.set_user(user);
+    process.set_args(Some(args));
+    process.set_command_line(None);
+    process.set_env(Some(
+        env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    ));
+    process.set_cwd(PathBuf::from(cwd));
+    let mut linux_caps = LinuxCapabilities::default();
+    linux_caps.set_bounding(Some(caps.clone()));
+    linux_caps.set_effective(Some(caps.clone()));
+    linux_caps.set_permitted(Some(caps));
+    linux_caps.set_inheritable(None);
+    linux_caps.set_ambient(None);
+    process.set_capabilities(Some(linux_caps));
+    // Every field is set, so the builder's fallback to `PosixRlimit::default()` is moot.
+    let nofile = PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .hard(1024u64)
+        .soft(1024u64)
+        .build()
+        .expect("all rlimit fields are set");
+    process.set_rlimits(Some(vec![nofile]));
+    // Kubernetes' default allowPrivilegeEscalation is true (no_new_privs off).
+    process.set_no_new_privileges(Some(
+        sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
+    ));
+    process.set_apparmor_profile(None);
+    process.set_oom_score_adj(None);
+    process.set_selinux_label(None);
+    process.set_io_priority(None);
+    process.set_scheduler(None);
+    process.set_exec_cpu_affinity(None);
+
+    // Root.
+    let mut root = Root::default();
+    root.set_path(PathBuf::from("rootfs"));
+    root.set_readonly(Some(
+        sc.and_then(|s| s.read_only_root_filesystem)
+            .unwrap_or(false),
+    ));
+
+    // Namespaces: pid and mount private; the rest are the pod's.
+    let host_pid = pod_spec.and_then(|s| s.host_pid).unwrap_or(false);
+    let sb = input.sandbox;
+    let mut namespaces = Vec::new();
+    if !host_pid {
+        namespaces.push(namespace(LinuxNamespaceType::Pid, None));
+    }
+    namespaces.push(namespace(LinuxNamespaceType::Ipc, Some(&sb.ipcns)));
+    if let Some(uts) = &sb.utsns {
+        namespaces.push(namespace(LinuxNamespaceType::Uts, Some(uts)));
+    }
+    namespaces.push(namespace(LinuxNamespaceType::Mount, None));
+    if let Some(net) = &sb.netns {
+        namespaces.push(namespace(LinuxNamespaceType::Network, Some(net)));
+    }
+
+    let mut resources = LinuxResources::default();
+    resources.set_devices(Some(device_rules()));
+    let mut linux = oci_spec::runtime::Linux::default();
+    linux.set_resources(Some(resources));
+    linux.set_cgroups_path(Some(PathBuf::from(format!(
+        "/podctl/{}",
+        input.container_id
+    ))));
+    linux.set_namespaces(Some(namespaces));
+    linux.set_devices(None);
+    linux.set_seccomp(None);
+    linux.set_rootfs_propagation(None);
+    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect()));
+    linux.set_readonly_paths(Some(
+        READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+    ));
+    linux.set_mount_label(None);
+    linux.set_sysctl(None);
+    linux.set_uid_mappings(None);
+    linux.set_gid_mappings(None);
+
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.to_owned());
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(mounts(input)?));
+    spec.set_process(Some(process));
+    // runc sets the hostname only in a private UTS namespace; with hostNetwork the
+    // container sees the node's hostname anyway.
+    spec.set_hostname(sb.utsns.as_ref().map(|_| sb.hostname_value.clone()));
+    spec.set_domainname(None);
+    spec.set_hooks(None);
+    spec.set_annotations(Some(HashMap::from([(
+        SHIM_GROUP_ANNOTATION.to_owned(),
+        input.shim_group.to_owned(),
+    )])));
+    spec.set_linux(Some(linux));
+    spec.set_solaris(None);
+    spec.set_windows(None);
+    spec.set_vm(None);
+    spec.set_zos(None);
+    Ok(spec)
+}
+
+fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> LinuxNamespace {
+    let mut ns = LinuxNamespace::default();
+    ns.set_typ(typ);
+    ns.set_path(path.map(Path::to_owned));
+    ns
+}
+
+/// uid/gid: `securityContext.runAsUser`/`runAsGroup` (container over pod) override the
+/// image `User` (`uid`, `uid:gid`, empty = root). A numeric uid without gid gets gid 0:
+/// containerd would look the uid up in the image's /etc/passwd, which this pure function
+/// cannot read.
+fn process_user(input: &ContainerInput<'_>, image_user: Option<&str>) -> Result<User, OciError> {
+    let c = input.container;
+    let pod_sc = input
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref());
+    let sc = c.security_context.as_ref();
+    let run_as_user = sc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| pod_sc.and_then(|s| s.run_as_user));
+    let run_as_group = sc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| pod_sc.and_then(|s| s.run_as_group));
+    let invalid = |user: &str| OciError::InvalidUser {
+        container: c.name.clone(),
+        user: user.to_owned(),
+    };
+    let id = |v: i64| u32::try_from(v).map_err(|_| invalid(&v.to_string()));
+
+    let (mut uid, mut gid) = (0u32, 0u32);
+    if let Some(u) = run_as_user {
+        uid = id(u)?;
+    } else {
+        let user = image_user.unwrap_or("").trim();
+        if !user.is_empty() {
+            let (u, g) = match user.split_once(':') {
+                Some((u, g)) => (u, Some(g)),
+                None => (user, None),
+            };
+            let numeric = |s: &str| s.parse::<u32>().ok();
+            uid = match numeric(u) {
+                Some(n) => n,
+                None if u.is_empty() => return Err(invalid(user)),
+                None => {
+                    return Err(OciError::UserByName {
+                        container: c.name.clone(),
+                        user: user.to_owned(),
+                    })
+                }
+            };
+            if let Some(g) = g {
+                gid = match numeric(g) {
+                    Some(n) => n,
+                    None if g.is_empty() => return Err(invalid(user)),
+                    None => {
+                        return Err(OciError::UserByName {
+                            container: c.name.clone(),
+                            user: user.to_owned(),
+                        })
+                    }
+                };
+            }
+        }
+    }
+    if let Some(g) = run_as_group {
+        gid = id(g)?;
+    }
+    let mut additional = vec![gid];
+    for g in pod_sc
+        .and_then(|s| s.supplemental_groups.as_deref())
+        .unwrap_or_default()
+    {
+        let g = id(*g)?;
+        if !additional.contains(&g) {
+            additional.push(g);
+        }
+    }
+    let mut user = User::default();
+    user.set_uid(uid);
+    user.set_gid(gid);
+    user.set_umask(None);
+    user.set_additional_gids(Some(additional));
+    user.set_username(None);
+    Ok(user)
+}
+
+/// containerd CRI's capability computation: the default set, then `add`/`drop`, where
+/// `ALL` is applied first so that `drop: [ALL], add: [NET_ADMIN]` keeps NET_ADMIN.
+fn capabilities(c: &Container) -> Result<HashSet<Capability>, OciError> {
+    let mut caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+    let Some(spec) = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.capabilities.as_ref())
+    else {
+        return Ok(caps);
+    };
+    let add = spec.add.as_deref().unwrap_or_default();
+    let drop = spec.drop.as_deref().unwrap_or_default();
+    let is_all = |s: &String| s.eq_ignore_ascii_case("ALL");
+    if add.iter().any(is_all) {
+        caps = all_capabilities();
+    }
+    if drop.iter().any(is_all) {
+        caps.clear();
+    }
+    let parse = |s: &String| {
+        let upper = s.to_ascii_uppercase();
+        upper
+            .strip_prefix("CAP_")
+            .unwrap_or(&upper)
+            .parse::<Capability>()
+            .map_err(|_| OciError::UnknownCapability {
+                container: c.name.clone(),
+                capability: s.clone(),
+            })
+    };
+    for s in add.iter().filter(|s| !is_all(s)) {
+        caps.insert(parse(s)?);
+    }
+    for s in drop.iter().filter(|s| !is_all(s)) {
+        caps.remove(&parse(s)?);
+    }
+    Ok(caps)
+}
+
+/// Every capability runc 1.1 knows (`add: [ALL]`).
+fn all_capabilities() -> HashSet<Capability> {
+    [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}
+
+/// Device cgroup: deny everything, then allow the standard character devices
+/// (containerd's `oci.WithDefaultUnixDevices`).
+fn device_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |allow: bool, major: Option<i64>, minor: Option<i64>| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow);
+        r.set_typ(allow.then_some(LinuxDeviceType::C));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some("rwm".to_owned()));
+        r
+    };
+    vec![
+        rule(false, None, None),
+        rule(true, Some(1), Some(3)),    // /dev/null
+        rule(true, Some(1), Some(8)),    // /dev/random
+        rule(true, Some(1), Some(7)),    // /dev/full
+        rule(true, Some(5), Some(0)),    // /dev/tty
+        rule(true, Some(1), Some(5)),    // /dev/zero
+        rule(true, Some(1), Some(9)),    // /dev/urandom
+        rule(true, Some(5), Some(1)),    // /dev/console
+        rule(true, Some(136), None),     // /dev/pts/*
+        rule(true, Some(5), Some(2)),    // /dev/ptmx
+        rule(true, Some(10), Some(200)), // /dev/net/tun
+    ]
+}
+
+fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination));
+    m.set_typ(Some(typ.to_owned()));
+    m.set_source(Some(source.to_owned()));
+    m.set_options(Some(options.iter().map(|o| (*o).to_owned()).collect()));
+    m
+}
+
+fn bind(destination: &Path, source: &Path, read_only: bool) -> Mount {
+    let mut m = mount(
+        "",
+        "bind",
+        source,
+        &["rbind", "rprivate", if read_only { "ro" } else { "rw" }],
+    );
+    m.set_destination(destination.to_owned());
+    m
+}
+
+/// Trailing slashes and `.` components do not make a different mount point.
+fn normalized(p: &Path) -> PathBuf {
+    p.components().collect()
+}
+
+/// The mounts, in order: the system mounts containerd always adds, then the pod files and
+/// the volumes, sorted parents-first by depth (stable, like CRI's `orderedMounts`) so a
+/// volume at `/data` is mounted before one at `/data/cache`.
+///
+/// A volume mounted on a path podctl would mount itself replaces podctl's mount (the
+/// kubelet skips `/etc/hosts`, containerd `/etc/hostname`, `/etc/resolv.conf`, `/dev/shm`
+/// and its defaults, including everything under `/dev` when `/dev` is supplied).
+fn mounts(input: &ContainerInput<'_>) -> Result<Vec<Mount>, OciError> {
+    let c = input.container;
+    for m in c.volume_mounts.iter().flatten() {
+        match m.mount_propagation.as_deref() {
+            None | Some("") | Some("None") => {}
+            Some(_) => {
+                return Err(OciError::Unsupported {
+                    container: c.name.clone(),
+                    field: "volumeMounts[].mountPropagation",
+                })
+            }
+        }
+        if m.recursive_read_only.as_deref() == Some("Enabled") {
+            return Err(OciError::Unsupported {
+                container: c.name.clone(),
+                field: "volumeMounts[].recursiveReadOnly: Enabled",
+            });
+        }
+    }
+    let user_dests: Vec<PathBuf> = input
+        .mounts
+        .iter()
+        .map(|m| normalized(&m.destination))
+        .collect();
+    let overridden = |dest: &str| {
+        let dest = Path::new(dest);
+        user_dests.iter().any(|u| u == dest)
+            || (dest.starts_with("/dev") && user_dests.iter().any(|u| u == Path::new("/dev")))
+    };
+
+    let system = [
+        mount(
+            "/proc",
+            "proc",
+            Path::new("proc"),
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev",
+            "tmpfs",
+            Path::new("tmpfs"),
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            Path::new("devpts"),
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            Path::new("mqueue"),
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            Path::new("sysfs"),
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            Path::new("cgroup"),
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    ];
+    let mut out: Vec<Mount> = system
+        .into_iter()
+        .filter(|m| !overridden(&m.destination().to_string_lossy()))
+        .collect();
+
+    let sb = input.sandbox;
+    let mut extra: Vec<Mount> = Vec::new();
+    for (dest, src) in [
+        ("/etc/hostname", &sb.hostname),
+        ("/etc/hosts", &sb.hosts),
+        ("/etc/resolv.conf", &sb.resolv_conf),
+    ] {
+        if !overridden(dest) {
+            extra.push(bind(Path::new(dest), src, false));
+        }
+    }
+    if !overridden("/dev/shm") {
+        let mut shm = bind(Path::new("/dev/shm"), &sb.shm, false);
+        shm.set_options(Some(
+            ["rbind", "rprivate", "rw", "nosuid", "nodev", "noexec"]
+                .iter()
+                .map(|o| (*o).to_owned())
+                .collect(),
+        ));
+        extra.push(shm);
+    }
+    for m in &input.mounts {
+        extra.push(bind(&normalized(&m.destination), &m.source, m.read_only));
+    }
+    extra.sort_by_key(|m| m.destination().components().count());
+    out.extend(extra);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::SandboxConfig;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn image(config: serde_json::Value) -> ImageConfiguration {
+        serde_json::from_value(json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "config": config,
+        }))
+        .unwrap()
+    }
+
+    fn web_pod(host_network: bool) -> Pod {
+        pod(json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "hostNetwork": host_network,
+                "containers": [{
+                    "name": "app",
+                    "command": ["sh", "-c", "echo $(GREETING) $(date) $$(GREETING)"],
+                    "args": ["$(WHO)"],
+                    "env": [
+                        {"name": "WHO", "value": "world"},
+                        {"name": "GREETING", "value": "hello $(WHO) $(PATH)"},
+                    ],
+                    "volumeMounts": [
+                        {"name": "data", "mountPath": "/data/"},
+                        {"name": "cache", "mountPath": "/data/cache", "readOnly": true},
+                    ],
+                }],
+                "volumes": [{"name": "data", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}],
+            },
+        }))
+    }
+
+    fn container(p: &Pod) -> &Container {
+        &p.spec.as_ref().unwrap().containers[0]
+    }
+
+    fn sandbox(p: &Pod) -> Sandbox {
+        Sandbox::planned(SandboxConfig {
+            dir: Path::new("/run/podctl/default/pods/web"),
+            pod: p,
+        })
+        .unwrap()
+    }
+
+    fn spec_for(
+        p: &Pod,
+        img: &ImageConfiguration,
+        mounts: Vec<VolumeMountSource>,
+    ) -> Result<Spec, OciError> {
+        let sb = sandbox(p);
+        container_spec(&ContainerInput {
+            pod: p,
+            container: container(p),
+            image: img,
+            sandbox: &sb,
+            container_id: "web-app-1",
+            shim_group: "pod-web",
+            mounts,
+        })
+    }
+
+    fn vol_mounts() -> Vec<VolumeMountSource> {
+        vec![
+            VolumeMountSource {
+                source: "/v/cache".into(),
+                destination: "/data/cache".into(),
+                read_only: true,
+            },
+            VolumeMountSource {
+                source: "/v/data".into(),
+                destination: "/data/".into(),
+                read_only: false,
+            },
+        ]
+    }
+
+    fn default_image() -> ImageConfiguration {
+        image(json!({
+            "Env": ["PATH=/img/bin", "LANG=C"],
+            "Entrypoint": ["/entry"],
+            "Cmd": ["ignored"],
+            "WorkingDir": "/srv",
+            "User": "1000:50",
+        }))
+    }
+
+    #[test]
+    fn spec_matches_containerd_defaults() {
+        let p = web_pod(false);
+        let spec = spec_for(&p, &default_image(), vol_mounts()).unwrap();
+        let json = serde_json::to_string(&spec).unwrap();
+        for leftover in ["youki", "TERM=xterm", "inheritable", "ambient", "seccomp"] {
+            assert!(!json.contains(leftover), "{leftover} in {json}");
+        }
+        assert_eq!(spec.version(), "1.0.2-dev");
+        let root = spec.root().as_ref().unwrap();
+        assert_eq!(root.path(), Path::new("rootfs"));
+        assert_eq!(root.readonly(), Some(false));
+        assert_eq!(spec.hostname().as_deref(), Some("web"));
+        assert_eq!(
+            spec.annotations().as_ref().unwrap()[SHIM_GROUP_ANNOTATION],
+            "pod-web"
+        );
+
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.cwd(), Path::new("/srv"));
+        assert_eq!(process.terminal(), Some(false));
+        assert_eq!(process.no_new_privileges(), Some(false));
+        assert_eq!((process.user().uid(), process.user().gid()), (1000, 50));
+        let caps = process.capabilities().as_ref().unwrap();
+        let want: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+        assert_eq!(want.len(), 14);
+        assert_eq!(caps.bounding().as_ref(), Some(&want));
+        assert_eq!(caps.effective().as_ref(), Some(&want));
+        assert_eq!(caps.permitted().as_ref(), Some(&want));
+        assert!(caps.inheritable().is_none() && caps.ambient().is_none());
+        let rl = &process.rlimits().as_ref().unwrap()[0];
+        assert_eq!(
+            (rl.typ(), rl.soft(), rl.hard()),
+            (PosixRlimitType::RlimitNofile, 1024, 1024)
+        );
+
+        // Env: image first, HOSTNAME, then the container's, with $(PATH) unknown to the
+        // kubelet; command replaces the entrypoint, args expanded with the container env.
+        assert_eq!(
+            process.env().as_ref().unwrap(),
+            &vec![
+                "PATH=/img/bin".to_owned(),
+                "HOSTNAME=web".into(),
+                "LANG=C".into(),
+                "WHO=world".into(),
+                "GREETING=hello world $(PATH)".into(),
+            ]
+        );
+        assert_eq!(
+            process.args().as_ref().unwrap(),
+            &vec![
+                "sh".to_owned(),
+                "-c".into(),
+                "echo hello world $(PATH) $(date) $(GREETING)".into(),
+                "world".into(),
+            ]
+        );
+
+        let linux = spec.linux().as_ref().unwrap();
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/podctl/web-app-1"))
+        );
+        let ns: Vec<(LinuxNamespaceType, Option<PathBuf>)> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| (n.typ(), n.path().clone()))
+            .collect();
+        let pins = Path::new("/run/podctl/default/pods/web/ns");
+        assert_eq!(
+            ns,
+            vec![
+                (LinuxNamespaceType::Pid, None),
+                (LinuxNamespaceType::Ipc, Some(pins.join("ipc"))),
+                (LinuxNamespaceType::Uts, Some(pins.join("uts"))),
+                (LinuxNamespaceType::Mount, None),
+                (LinuxNamespaceType::Network, Some(pins.join("net"))),
+            ]
+        );
+        assert_eq!(linux.masked_paths().as_ref().unwrap().len(), 11);
+        assert!(linux
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/kcore".to_owned()));
+        assert_eq!(
+            linux.readonly_paths().as_ref().unwrap(),
+            &READONLY_PATHS.map(String::from).to_vec()
+        );
+        let devices = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
+        assert!(!devices[0].allow() && devices[0].typ().is_none());
+        assert_eq!(devices[0].access().as_deref(), Some("rwm"));
+        assert!(devices[1..]
+            .iter()
+            .all(|d| d.allow() && d.typ() == Some(LinuxDeviceType::C)));
+        assert!(devices
+            .iter()
+            .any(|d| d.major() == Some(1) && d.minor() == Some(3)));
+        assert!(devices
+            .iter()
+            .any(|d| d.major() == Some(136) && d.minor().is_none()));
+
+        let mounts: Vec<(String, String, String, Vec<String>)> = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m.destination().display().to_string(),
+                    m.typ().clone().unwrap(),
+                    m.source().as_ref().unwrap().display().to_string(),
+                    m.options().clone().unwrap(),
+                )
+            })
+            .collect();
+        let dests: Vec<&str> = mounts.iter().map(|m| m.0.as_str()).collect();
+        assert_eq!(
+            dests,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/mqueue",
+                "/sys",
+                "/sys/fs/cgroup",
+                "/data",
+                "/etc/hostname",
+                "/etc/hosts",
+                "/etc/resolv.conf",
+                "/dev/shm",
+                "/data/cache",
+            ]
+        );
+        let by_dest = |d: &str| mounts.iter().find(|m| m.0 == d).unwrap();
+        assert_eq!(
+            by_dest("/dev/pts").3,
+            [
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5"
+            ]
+        );
+        assert_eq!(by_dest("/sys").3, ["nosuid", "noexec", "nodev", "ro"]);
+        assert_eq!(by_dest("/sys/fs/cgroup").1, "cgroup");
+        assert_eq!(
+            by_dest("/dev").3,
+            ["nosuid", "strictatime", "mode=755", "size=65536k"]
+        );
+        let hosts = by_dest("/etc/hosts");
+        assert_eq!(
+            (hosts.1.as_str(), hosts.2.as_str()),
+            ("bind", "/run/podctl/default/pods/web/etc/hosts")
+        );
+        assert_eq!(hosts.3, ["rbind", "rprivate", "rw"]);
+        assert_eq!(by_dest("/dev/shm").2, "/run/podctl/default/pods/web/shm");
+        assert_eq!(by_dest("/data").3, ["rbind", "rprivate", "rw"]);
+        assert_eq!(by_dest("/data/cache").3, ["rbind", "rprivate", "ro"]);
+    }
+
+    #[test]
+    fn host_network_has_no_network_or_uts_namespace() {
+        let p = web_pod(true);
+        let spec = spec_for(&p, &default_image(), vec![]).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        let types: Vec<LinuxNamespaceType> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                LinuxNamespaceType::Pid,
+                LinuxNamespaceType::Ipc,
+                LinuxNamespaceType::Mount
+            ]
+        );
+        assert_eq!(spec.hostname(), &None);
+        let node = nix::unistd::gethostname().unwrap().into_string().unwrap();
+        let env = spec.process().as_ref().unwrap().env().clone().unwrap();
+        assert!(env.contains(&format!("HOSTNAME={node}")), "{env:?}");
+    }
+
+    #[test]
+    fn image_user_parsing() {
+        type Case<'a> = (&'a str, Result<(u32, u32), &'a str>);
+        let cases: &[Case] = &[
+            ("", Ok((0, 0))),
+            ("0", Ok((0, 0))),
+            ("1000", Ok((1000, 0))),
+            ("1000:50", Ok((1000, 50))),
+            (" 7:8 ", Ok((7, 8))),
+            ("nobody", Err("named users aren't supported yet")),
+            ("1000:staff", Err("named users aren't supported yet")),
+            ("nobody:nogroup", Err("named users aren't supported yet")),
+            (":5", Err("invalid image user")),
+            ("5:", Err("invalid image user")),
+        ];
+        let p = pod(json!({"metadata": {"name": "u"}, "spec": {"containers": [{"name": "c"}]}}));
+        for (user, want) in cases {
+            let img = image(json!({"User": user, "Cmd": ["sh"]}));
+            let got = spec_for(&p, &img, vec![]).map(|s| {
+                let u = s.process().as_ref().unwrap().user();
+                (u.uid(), u.gid())
+            });
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{user:?}"),
+                (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{user:?}: {e}"),
+                (got, want) => panic!("{user:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        // runAsUser/runAsGroup win over the image user, even a named one.
+        let p = pod(json!({"metadata": {"name": "u"}, "spec": {
+            "securityContext": {"runAsUser": 1, "runAsGroup": 2, "supplementalGroups": [3]},
+            "containers": [{"name": "c", "securityContext": {"runAsUser": 4}}],
+        }}));
+        let img = image(json!({"User": "nobody", "Cmd": ["sh"]}));
+        let spec = spec_for(&p, &img, vec![]).unwrap();
+        let u = spec.process().as_ref().unwrap().user();
+        assert_eq!((u.uid(), u.gid()), (4, 2));
+        assert_eq!(u.additional_gids().as_deref(), Some(&[2, 3][..]));
+    }
+
+    #[test]
+    fn command_errors_and_image_defaults() {
+        let p = pod(json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c"}]}}));
+        let err = spec_for(&p, &image(json!({})), vec![]).unwrap_err();
+        assert!(matches!(err, OciError::Command { .. }), "{err}");
+        let spec = spec_for(
+            &p,
+            &image(json!({"Entrypoint": ["/e"], "Cmd": ["a"]})),
+            vec![],
+        )
+        .unwrap();
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(
+            process.args().as_ref().unwrap(),
+            &vec!["/e".to_owned(), "a".into()]
+        );
+        assert_eq!(process.cwd(), Path::new("/"));
+        assert_eq!(
+            process.env().as_ref().unwrap()[0],
+            format!("PATH={}", expand::DEFAULT_PATH)
+        );
+    }
+
+    #[test]
+    fn security_context_capabilities() {
+        let p = pod(
+            json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c",
+            "securityContext": {
+                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "CAP_SYS_TIME"]},
+                "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true,
+            }}]}}),
+        );
+        let spec = spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        let caps = process
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
+        assert_eq!(
+            caps,
+            HashSet::from([Capability::NetAdmin, Capability::SysTime])
+        );
+        assert_eq!(process.no_new_privileges(), Some(true));
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+
+        let p = pod(
+            json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c",
+            "securityContext": {"capabilities": {"drop": ["CHOWN", "kill"]}}}]}}),
+        );
+        let spec = spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]).unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .effective()
+            .clone()
+            .unwrap();
+        assert_eq!(caps.len(), 12);
+        assert!(!caps.contains(&Capability::Chown) && !caps.contains(&Capability::Kill));
+
+        let p = pod(
+            json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c",
+            "securityContext": {"capabilities": {"add": ["BOGUS"]}}}]}}),
+        );
+        assert!(matches!(
+            spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]),
+            Err(OciError::UnknownCapability { .. })
+        ));
+        let p = pod(
+            json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c",
+            "securityContext": {"privileged": true}}]}}),
+        );
+        assert!(matches!(
+            spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]),
+            Err(OciError::Unsupported { .. })
+        ));
+    }
+
+    /// End-to-end check that runc accepts the spec and that the container really lands in
+    /// the pod's namespaces with its mounts: a real sandbox, a busybox rootfs, `runc run`.
+    /// Needs root, runc and a static busybox (all podctl test prerequisites).
+    #[test]
+    fn runc_runs_the_spec() {
+        use std::os::unix::fs::MetadataExt;
+        use std::process::Command;
+
+        let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+            .expect("busybox is a test prerequisite");
+        let tmp = tempfile::tempdir().unwrap();
+        let id = format!(
+            "podctl-oci-test-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let script = "\
+            echo hostname=$(hostname); \
+            echo msg=$MSG arg=$(MSG) img=$FROM_IMAGE; \
+            echo uid=$(id -u):$(id -g); \
+            echo ns=$(readlink /proc/self/ns/net) $(readlink /proc/self/ns/uts) $(readlink /proc/self/ns/ipc); \
+            grep -q '127.0.1.1.ocitest' /etc/hosts && echo hosts-ok; \
+            ip link show lo | grep -q ',UP' && echo lo-up; \
+            touch /rw/written && echo rw-ok; \
+            touch /ro/x 2>/dev/null || echo ro-refused; \
+            touch /sub/in-sub && echo sub-ok; \
+            echo shared > /dev/shm/from-container && echo shm-ok; \
+            grep CapBnd /proc/self/status";
+        let p = pod(json!({
+            "metadata": {"name": "ocitest"},
+            "spec": {
+                "containers": [{
+                    "name": "app",
+                    "command": ["sh", "-c", script],
+                    "env": [
+                        {"name": "GREETING", "value": "hi"},
+                        {"name": "MSG", "value": "$(GREETING)-there"},
+                    ],
+                    "volumeMounts": [
+                        {"name": "data", "mountPath": "/rw"},
+                        {"name": "data", "mountPath": "/ro", "readOnly": true},
+                        {"name": "data", "mountPath": "/sub", "subPath": "nested/dir"},
+                    ],
+                }],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+            },
+        }));
+        let pod_dir = tmp.path().join("pod");
+        let sb = Sandbox::create(SandboxConfig {
+            dir: &pod_dir,
+            pod: &p,
+        })
+        .unwrap();
+        struct Cleanup<'a>(&'a Path, &'a Path, &'a str);
+        impl Drop for Cleanup<'_> {
+            fn drop(&mut self) {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(self.1)
+                    .args(["delete", "-f", self.2])
+                    .output();
+                Sandbox::destroy(self.0).expect("destroy sandbox");
+            }
+        }
+        let runc_root = tmp.path().join("runc-state");
+        let _cleanup = Cleanup(&pod_dir, &runc_root, &id);
+
+        let c = container(&p);
+        let mounts = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| VolumeMountSource {
+                source: sb.mount_source(m).unwrap(),
+                destination: PathBuf::from(&m.mount_path),
+                read_only: m.read_only.unwrap_or(false),
+            })
+            .collect();
+        let img = image(json!({"User": "1000:1000", "Env": ["FROM_IMAGE=yes"]}));
+        let spec = container_spec(&ContainerInput {
+            pod: &p,
+            container: c,
+            image: &img,
+            sandbox: &sb,
+            container_id: &id,
+            shim_group: "test",
+            mounts,
+        })
+        .unwrap();
+
+        let bundle = tmp.path().join("bundle");
+        let bin = bundle.join("rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+        for applet in [
+            "sh", "hostname", "id", "readlink", "grep", "ip", "touch", "echo",
+        ] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&spec).unwrap(),
+        )
+        .unwrap();
+
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(&runc_root)
+            .arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(&id)
+            .output()
+            .expect("runc is a test prerequisite");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "runc failed: {stdout}\n{stderr}");
+
+        let ns_id =
+            |p: &Path, kind: &str| format!("{kind}:[{}]", std::fs::metadata(p).unwrap().ino());
+        let expected = [
+            "hostname=ocitest".to_owned(),
+            "msg=hi-there arg=hi-there img=yes".into(),
+            "uid=1000:1000".into(),
+            format!(
+                "ns={} {} {}",
+                ns_id(sb.netns.as_ref().unwrap(), "net"),
+                ns_id(sb.utsns.as_ref().unwrap(), "uts"),
+                ns_id(&sb.ipcns, "ipc")
+            ),
+            "hosts-ok".into(),
+            "lo-up".into(),
+            "rw-ok".into(),
+            "ro-refused".into(),
+            "sub-ok".into(),
+            "shm-ok".into(),
+            // containerd's 14 default capabilities.
+            "CapBnd:\t00000000a80425fb".into(),
+        ];
+        assert_eq!(
+            stdout.lines().collect::<Vec<_>>(),
+            expected,
+            "stderr: {stderr}"
+        );
+        let data = pod_dir.join("volumes/data");
+        assert!(data.join("written").exists());
+        assert!(!data.join("x").exists());
+        assert!(data.join("nested/dir/in-sub").exists());
+        assert_eq!(
+            std::fs::read_to_string(sb.shm.join("from-container")).unwrap(),
+            "shared\n"
+        );
+    }
+
+    #[test]
+    fn user_volume_replaces_podctl_mount() {
+        let p = pod(json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c"}]}}));
+        let mounts = vec![
+            VolumeMountSource {
+                source: "/h".into(),
+                destination: "/etc/hosts".into(),
+                read_only: true,
+            },
+            VolumeMountSource {
+                source: "/d".into(),
+                destination: "/dev".into(),
+                read_only: false,
+            },
+        ];
+        let spec = spec_for(&p, &image(json!({"Cmd": ["sh"]})), mounts).unwrap();
+        let dests: Vec<String> = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        assert_eq!(
+            dests,
+            // Sandbox binds first, then volumes in order: the user's /etc/hosts comes last.
+            [
+                "/proc",
+                "/sys",
+                "/sys/fs/cgroup",
+                "/dev",
+                "/etc/hostname",
+                "/etc/resolv.conf",
+                "/etc/hosts"
+            ]
+        );
+        let hosts = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/etc/hosts"))
+            .unwrap();
+        assert_eq!(hosts.source().as_deref(), Some(Path::new("/h")));
+    }
+}

@@ -1,0 +1,147 @@
+//! The per-pod `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, bind-mounted into every
+//! container so that all of them agree, as under the kubelet and containerd's CRI plugin.
+
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{HostAlias, Pod};
+
+use super::SandboxError;
+
+/// The kubelet's managed hosts file (`managedHostsFileContent`) for a pod with its own
+/// network namespace.
+///
+/// The kubelet writes one `<podIP>\t<hostname>` line per pod IP. podctl pods have no IP
+/// (loopback only, no CNI yet), so the hostname is mapped to 127.0.1.1, Debian's convention
+/// for "this host's name", which keeps `getent hosts $(hostname)` and software that resolves
+/// its own name working. This line is podctl's choice, not upstream behaviour.
+pub(crate) fn managed_hosts(hostname: &str, aliases: &[HostAlias]) -> String {
+    let mut out = String::from(concat!(
+        "# Kubernetes-managed hosts file.\n",
+        "127.0.0.1\tlocalhost\n",
+        "::1\tlocalhost ip6-localhost ip6-loopback\n",
+        "fe00::0\tip6-localnet\n",
+        "fe00::0\tip6-mcastprefix\n",
+        "fe00::1\tip6-allnodes\n",
+        "fe00::2\tip6-allrouters\n",
+    ));
+    out.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    out.push_str(&host_aliases(aliases));
+    out
+}
+
+/// The kubelet's hosts file for `hostNetwork` pods (`nodeHostsFileContent`): the node's file
+/// under a header, plus the hostAliases section.
+pub(crate) fn node_hosts(node_hosts: &str, aliases: &[HostAlias]) -> String {
+    let mut out = String::from("# Kubernetes-managed hosts file (host network).\n");
+    out.push_str(node_hosts);
+    out.push_str(&host_aliases(aliases));
+    out
+}
+
+fn host_aliases(aliases: &[HostAlias]) -> String {
+    if aliases.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n# Entries added by HostAliases.\n");
+    for alias in aliases {
+        let names = alias.hostnames.as_deref().unwrap_or_default().join("\t");
+        out.push_str(&format!("{}\t{}\n", alias.ip, names));
+    }
+    out
+}
+
+/// Reads a host file, treating a missing one as empty (a host without /etc/resolv.conf still
+/// runs pods; containers then get an empty file, like containerd gives them).
+pub(crate) fn read_host_file(path: &Path) -> Result<String, SandboxError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(SandboxError::Io {
+            op: "read",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Writes `content` to `path` with mode 0644 (containers may run as any user and must be
+/// able to read these files).
+pub(crate) fn write_file(path: &Path, content: &str) -> Result<(), SandboxError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |op, source| SandboxError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| io("create", e))?;
+    file.write_all(content.as_bytes())
+        .map_err(|e| io("write", e))?;
+    // Explicit chmod: the umask must not make these unreadable.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(|e| io("chmod", e))
+}
+
+/// `/etc/hosts` content for the pod.
+pub(crate) fn hosts_for(pod: &Pod, hostname: &str) -> Result<String, SandboxError> {
+    let spec = pod.spec.as_ref();
+    let aliases = spec
+        .and_then(|s| s.host_aliases.as_deref())
+        .unwrap_or_default();
+    if spec.and_then(|s| s.host_network).unwrap_or(false) {
+        Ok(node_hosts(
+            &read_host_file(Path::new("/etc/hosts"))?,
+            aliases,
+        ))
+    } else {
+        Ok(managed_hosts(hostname, aliases))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managed_hosts_matches_kubelet_format() {
+        let aliases = vec![
+            HostAlias {
+                ip: "10.1.2.3".into(),
+                hostnames: Some(vec!["foo.local".into(), "bar.local".into()]),
+            },
+            HostAlias {
+                ip: "10.1.2.4".into(),
+                hostnames: Some(vec!["baz".into()]),
+            },
+        ];
+        assert_eq!(
+            managed_hosts("web", &aliases),
+            "# Kubernetes-managed hosts file.\n\
+             127.0.0.1\tlocalhost\n\
+             ::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\n\
+             fe00::0\tip6-mcastprefix\n\
+             fe00::1\tip6-allnodes\n\
+             fe00::2\tip6-allrouters\n\
+             127.0.1.1\tweb\n\
+             \n\
+             # Entries added by HostAliases.\n\
+             10.1.2.3\tfoo.local\tbar.local\n\
+             10.1.2.4\tbaz\n"
+        );
+        assert!(!managed_hosts("web", &[]).contains("HostAliases"));
+    }
+
+    #[test]
+    fn node_hosts_keeps_node_file() {
+        assert_eq!(
+            node_hosts("127.0.0.1 localhost\n", &[]),
+            "# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n"
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! The pod sandbox: the namespaces, files and volumes every container of a pod shares.
+//!
+//! podctl has no pause container. [`Sandbox::create`] makes the pod's network, UTS and IPC
+//! namespaces and pins them as bind-mounted files in the pod state dir; containers join them
+//! by path from their OCI spec (see `oci.rs`). The same dir holds the pod's `/etc/hosts`,
+//! `/etc/hostname`, `/etc/resolv.conf`, its `/dev/shm` tmpfs and its emptyDir volumes:
+//!
+//! ```text
+//! <dir>/ns/{net,uts,ipc}        namespace pins (bind mounts of nsfs files)
+//! <dir>/etc/{hosts,hostname,resolv.conf}
+//! <dir>/shm                     64 MiB tmpfs shared as /dev/shm
+//! <dir>/volumes/<name>          emptyDir (a tmpfs mount for medium: Memory)
+//! ```
+//!
+//! Nothing else is recorded: the kernel's mount table and the directory tree are the state,
+//! so [`Sandbox::destroy`] works after a crash from the path alone.
+//!
+//! This module is the only place in podctl that makes raw namespace/mount syscalls.
+
+mod files;
+mod mounts;
+mod namespaces;
+mod volumes;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Pod, VolumeMount};
+use nix::mount::MsFlags;
+
+use volumes::VolumeRoot;
+
+/// Options of the pod's `/dev/shm`: containerd CRI's sandbox shm (`mode=1777,size=65536k`).
+const SHM_OPTIONS: &str = "mode=1777,size=65536k";
+
+/// What [`Sandbox::create`] needs: where the pod's state lives and the (validated) pod.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxConfig<'a> {
+    /// Pod state dir, e.g. `<root>/<ns>/pods/<pod>`; owned entirely by the sandbox.
+    pub dir: &'a Path,
+    pub pod: &'a Pod,
+}
+
+/// Host paths of a pod's shared resources, as containers must reference them.
+///
+/// A `Sandbox` is plain data: it does not own the mounts (dropping it changes nothing) so
+/// that a restarted podctl can rebuild it with [`Sandbox::planned`] for an existing pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The pod state dir.
+    pub dir: PathBuf,
+    /// Network namespace pin; `None` for `hostNetwork` pods, which use the node's.
+    pub netns: Option<PathBuf>,
+    /// UTS namespace pin; `None` for `hostNetwork` pods, which (as in Kubernetes) also use
+    /// the node's UTS namespace and therefore its hostname.
+    pub utsns: Option<PathBuf>,
+    /// IPC namespace pin (always private: podctl does not support `hostIPC`).
+    pub ipcns: PathBuf,
+    /// File to bind at `/etc/hosts`.
+    pub hosts: PathBuf,
+    /// File to bind at `/etc/hostname`.
+    pub hostname: PathBuf,
+    /// File to bind at `/etc/resolv.conf`.
+    pub resolv_conf: PathBuf,
+    /// Directory (a tmpfs) to bind at `/dev/shm`.
+    pub shm: PathBuf,
+    /// The hostname containers see: `spec.hostname`, else the pod name; the node's hostname
+    /// for `hostNetwork` pods.
+    pub hostname_value: String,
+    volumes: BTreeMap<String, VolumeRoot>,
+}
+
+/// Why a sandbox could not be created, used or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The state dir already exists: the pod is running, or a crashed run left it behind
+    /// (then `destroy` it first).
+    #[error("pod {pod:?} already has a sandbox at {}", dir.display())]
+    AlreadyExists { pod: String, dir: PathBuf },
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{op} {}: {source}", path.display())]
+    Sys {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("the namespace thread of pod {pod:?} panicked")]
+    NamespaceThread { pod: String },
+    #[error("pod {pod:?}: {field} is not supported")]
+    Unsupported { pod: String, field: &'static str },
+    #[error("volume {volume:?}: {reason}")]
+    UnsupportedVolume { volume: String, reason: String },
+    /// A hostPath `type` check failed (the kubelet's "hostPath type check failed").
+    #[error("volume {volume:?}: hostPath type check failed: {} is not a {expected}", path.display())]
+    HostPathType {
+        volume: String,
+        path: PathBuf,
+        expected: String,
+    },
+    #[error("volume {volume:?}: invalid emptyDir sizeLimit {quantity:?}")]
+    SizeLimit {
+        volume: String,
+        quantity: String,
+        #[source]
+        source: crate::manifest::QuantityError,
+    },
+    #[error("volume {volume:?} is not a volume of this pod")]
+    UnknownVolume { volume: String },
+    /// The subPath resolves (through a symlink) to somewhere outside the volume.
+    #[error("volume {volume:?}: subPath {sub_path:?} escapes the volume")]
+    SubPathEscapes { volume: String, sub_path: String },
+    #[error("volume {volume:?}: subPath {sub_path:?} must be relative and must not contain '..'")]
+    InvalidSubPath { volume: String, sub_path: String },
+    /// `subPathExpr` needs the container's environment: expand it with `expand::expand`
+    /// and call [`Sandbox::volume_path`].
+    #[error("volume {volume:?}: subPathExpr must be expanded by the caller")]
+    SubPathExprNotExpanded { volume: String },
+    /// `destroy` refuses to delete files while something is still mounted below the dir
+    /// (deleting would reach into the mounted filesystem).
+    #[error("{} still has mounts after unmounting: {mounts:?}", dir.display())]
+    MountsRemain { dir: PathBuf, mounts: Vec<PathBuf> },
+    /// Creation failed and so did the cleanup after it: both are reported.
+    #[error("{error}; cleaning up the half-created sandbox also failed: {cleanup}")]
+    CleanupFailed {
+        error: Box<SandboxError>,
+        cleanup: Box<SandboxError>,
+    },
+}
+
+impl Sandbox {
+    /// The layout `create` makes for this pod, without touching the filesystem.
+    ///
+    /// Used by `create` itself, by a restarted podctl to address an existing pod's sandbox,
+    /// and by tests of spec generation.
+    pub fn planned(cfg: SandboxConfig<'_>) -> Result<Sandbox, SandboxError> {
+        let dir = cfg.dir.to_owned();
+        let spec = cfg.pod.spec.as_ref();
+        let pod_name = pod_name(cfg.pod);
+        if spec.and_then(|s| s.host_ipc).unwrap_or(false) {
+            return Err(SandboxError::Unsupported {
+                pod: pod_name,
+                field: "spec.hostIPC",
+            });
+        }
+        let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
+        let hostname_value = if host_network {
+            nix::unistd::gethostname()
+                .map_err(|source| SandboxError::Sys {
+                    op: "gethostname",
+                    path: PathBuf::from("/proc/sys/kernel/hostname"),
+                    source,
+                })?
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            spec.and_then(|s| s.hostname.clone())
+                .filter(|h| !h.is_empty())
+                .unwrap_or(pod_name)
+        };
+        let volumes_dir = dir.join("volumes");
+        let volumes = spec
+            .and_then(|s| s.volumes.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|v| Ok((v.name.clone(), volumes::plan(&volumes_dir, v)?)))
+            .collect::<Result<_, SandboxError>>()?;
+        let ns = dir.join("ns");
+        let etc = dir.join("etc");
+        Ok(Sandbox {
+            netns: (!host_network).then(|| ns.join("net")),
+            utsns: (!host_network).then(|| ns.join("uts")),
+            ipcns: ns.join("ipc"),
+            hosts: etc.join("hosts"),
+            hostname: etc.join("hostname"),
+            resolv_conf: etc.join("resolv.conf"),
+            shm: dir.join("shm"),
+            hostname_value,
+            volumes,
+            dir,
+        })
+    }
+
+    /// Creates the state dir (which must not exist: error `AlreadyExists` naming the pod),
+    /// namespaces, files and volumes. On any failure it undoes what it did (calls
+    /// [`Sandbox::destroy`]) before returning the error.
+    ///
+    /// Blocking (syscalls, a helper thread): async callers use `spawn_blocking`.
+    pub fn create(cfg: SandboxConfig<'_>) -> Result<Sandbox, SandboxError> {
+        let sandbox = Sandbox::planned(cfg)?;
+        if let Some(parent) = sandbox.dir.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(parent)
+                .map_err(|source| SandboxError::Io {
+                    op: "create",
+                    path: parent.to_owned(),
+                    source,
+                })?;
+        }
+        // 0711: the state is root's; containers reach volumes through bind mounts, and
+        // runc (root) resolves every path.
+        match std::fs::DirBuilder::new().mode(0o711).create(&sandbox.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(SandboxError::AlreadyExists {
+                    pod: pod_name(cfg.pod),
+                    dir: sandbox.dir,
+                })
+            }
+            Err(source) => {
+                return Err(SandboxError::Io {
+                    op: "create",
+                    path: sandbox.dir,
+                    source,
+                })
+            }
+        }
+        match sandbox.populate(cfg.pod) {
+            Ok(()) => {
+                tracing::debug!(pod = %pod_name(cfg.pod), dir = %sandbox.dir.display(), "sandbox created");
+                Ok(sandbox)
+            }
+            Err(error) => match Sandbox::destroy(&sandbox.dir) {
+                Ok(()) => Err(error),
+                Err(cleanup) => Err(SandboxError::CleanupFailed {
+                    error: Box::new(error),
+                    cleanup: Box::new(cleanup),
+                }),
+            },
+        }
+    }
+
+    fn populate(&self, pod: &Pod) -> Result<(), SandboxError> {
+        let mkdir = |path: PathBuf, mode: u32| {
+            std::fs::DirBuilder::new()
+                .mode(mode)
+                .create(&path)
+                .map_err(|source| SandboxError::Io {
+                    op: "create",
+                    path,
+                    source,
+                })
+        };
+        mkdir(self.dir.join("ns"), 0o711)?;
+        mkdir(self.dir.join("etc"), 0o755)?;
+        mkdir(self.dir.join("volumes"), 0o711)?;
+        mkdir(self.shm.clone(), 0o755)?;
+
+        files::write_file(&self.hostname, &format!("{}\n", self.hostname_value))?;
+        files::write_file(&self.hosts, &files::hosts_for(pod, &self.hostname_value)?)?;
+        // The kubelet without cluster DNS falls back to the node's resolver config, and
+        // containerd copies the host file when given no DNS config: same result.
+        files::write_file(
+            &self.resolv_conf,
+            &files::read_host_file(Path::new("/etc/resolv.conf"))?,
+        )?;
+
+        namespaces::create(&namespaces::NamespacePlan {
+            pod: &pod_name(pod),
+            netns: self.netns.as_deref(),
+            utsns: self
+                .utsns
+                .as_deref()
+                .map(|p| (p, self.hostname_value.as_str())),
+            ipcns: &self.ipcns,
+        })?;
+
+        mounts::mount_tmpfs(
+            &self.shm,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            SHM_OPTIONS,
+        )?;
+
+        let spec_volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_deref())
+            .unwrap_or_default();
+        for volume in spec_volumes {
+            if let Some(root) = self.volumes.get(&volume.name) {
+                volumes::set_up(volume, root)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases the kernel resources of a finished pod but keeps its files: detaches every
+    /// mount below `dir` (namespace pins, shm, `medium: Memory` volumes, whose content is
+    /// lost) and leaves disk emptyDirs, the etc files and anything else in `dir` for
+    /// inspection until [`Sandbox::destroy`]. Idempotent; a missing dir is `Ok`.
+    pub fn release(dir: &Path) -> Result<(), SandboxError> {
+        let Some(canonical) = canonical_dir(dir)? else {
+            return Ok(());
+        };
+        let remaining = unmount_all_under(&canonical)?;
+        if remaining.is_empty() {
+            Ok(())
+        } else {
+            Err(SandboxError::MountsRemain {
+                dir: canonical,
+                mounts: remaining,
+            })
+        }
+    }
+
+    /// Removes everything under `dir`: detaches every mount below it (namespace pins, shm,
+    /// tmpfs volumes), deepest first, then deletes the tree without following symlinks.
+    ///
+    /// Idempotent and needs no in-memory state, so it cleans up after a crash; a missing
+    /// dir is `Ok`. Refuses to delete while a mount below `dir` survives unmounting.
+    pub fn destroy(dir: &Path) -> Result<(), SandboxError> {
+        let Some(canonical) = canonical_dir(dir)? else {
+            return Ok(());
+        };
+        let remaining = unmount_all_under(&canonical)?;
+        if !remaining.is_empty() {
+            return Err(SandboxError::MountsRemain {
+                dir: canonical,
+                mounts: remaining,
+            });
+        }
+        // std's remove_dir_all does not follow symlinks (it unlinks them).
+        match std::fs::remove_dir_all(&canonical) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(SandboxError::Io {
+                op: "remove",
+                path: canonical,
+                source,
+            }),
+        }
+    }
+
+    /// Host path to bind into a container for one volumeMount, with `subPath` resolved
+    /// safely inside the volume (created as a directory if missing, as the kubelet does).
+    ///
+    /// `subPathExpr` is refused: it needs the container environment, so the caller expands
+    /// it and calls [`Sandbox::volume_path`].
+    pub fn mount_source(&self, mount: &VolumeMount) -> Result<PathBuf, SandboxError> {
+        if mount
+            .sub_path_expr
+            .as_deref()
+            .is_some_and(|e| !e.is_empty())
+        {
+            return Err(SandboxError::SubPathExprNotExpanded {
+                volume: mount.name.clone(),
+            });
+        }
+        self.volume_path(&mount.name, mount.sub_path.as_deref().unwrap_or(""))
+    }
+
+    /// Host path of `sub_path` inside volume `volume` (`""` = the volume root); see
+    /// [`Sandbox::mount_source`].
+    pub fn volume_path(&self, volume: &str, sub_path: &str) -> Result<PathBuf, SandboxError> {
+        let root = self
+            .volumes
+            .get(volume)
+            .ok_or_else(|| SandboxError::UnknownVolume {
+                volume: volume.to_owned(),
+            })?;
+        if sub_path.is_empty() {
+            return Ok(root.path().to_owned());
+        }
+        volumes::resolve_sub_path(volume, root.path(), sub_path)
+    }
+}
+
+/// `dir` canonicalized (mountinfo paths are canonical), `None` if it does not exist.
+fn canonical_dir(dir: &Path) -> Result<Option<PathBuf>, SandboxError> {
+    match dir.canonicalize() {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SandboxError::Io {
+            op: "canonicalize",
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Detaches every mount strictly below `canonical`; returns what is still mounted after a
+/// bounded number of passes (stacked mounts need one pass each).
+fn unmount_all_under(canonical: &Path) -> Result<Vec<PathBuf>, SandboxError> {
+    let mut remaining = mounts::mount_points_under(canonical)?;
+    for _ in 0..16 {
+        if remaining.is_empty() {
+            break;
+        }
+        for mount in &remaining {
+            mounts::detach(mount)?;
+        }
+        remaining = mounts::mount_points_under(canonical)?;
+    }
+    Ok(remaining)
+}
+
+fn pod_name(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

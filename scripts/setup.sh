@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what podctl needs on a Debian machine, skipping what is already there:
+# containerd and runc (the runtime podctl drives), protoc (containerd-client's build runs
+# prost-build), busybox-static (test and demo images are built from it), and the CNI plugins.
+set -euo pipefail
+
+need=()
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+[ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages: ${need[*]}; run as root (or install them) and retry" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: podctl builds with a Rust toolchain (https://rustup.rs)" >&2
+  exit 1
+fi
