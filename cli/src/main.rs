@@ -52,7 +52,8 @@ pub struct Global {
         default_value = "/var/lib/podctl"
     )]
     root: PathBuf,
-    /// Log filter for podctl's own diagnostics on stderr (e.g. debug, podctl_runtime=trace)
+    /// Diagnostics on stderr: a level for podctl's own crates (debug, trace) or a full
+    /// tracing filter (e.g. `info,h2=debug`)
     #[arg(long, global = true, env = "PODCTL_LOG", default_value = "warn")]
     log: String,
 }
@@ -97,13 +98,22 @@ pub struct Exit {
     pub error: anyhow::Error,
 }
 
+/// A bare level (`debug`) applies to podctl's own crates only, keeping the gRPC stack quiet;
+/// anything else is a full `tracing` filter.
+fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    let spec = if spec.contains(['=', ',']) {
+        spec.to_string()
+    } else {
+        format!("warn,podctl={spec},podctl_runtime={spec}")
+    };
+    tracing_subscriber::EnvFilter::try_new(spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.global.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(log_filter(&cli.global.log))
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

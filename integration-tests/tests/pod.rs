@@ -296,7 +296,9 @@ async fn read_only_mount_refuses_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sub_path_mounts_a_directory_and_refuses_escapes() {
     let f = Fixture::new("subpath").await;
-    // A subPath inside the volume works and is shared with the init container.
+    // A subPath naming a file the init container writes: resolved only when the main
+    // container's turn comes (resolved earlier, it would be made a directory and the init
+    // container's write would fail).
     let out = f.run(&pod(
         "subpath",
         r#"
@@ -306,17 +308,19 @@ async fn sub_path_mounts_a_directory_and_refuses_escapes() {
   initContainers:
     - name: fill
       image: busybox
-      command: ["sh", "-c", "mkdir -p /data/conf && echo inside > /data/conf/value"]
+      command: ["sh", "-c", "mkdir /data/conf && echo inside > /data/conf/value"]
       volumeMounts: [{name: data, mountPath: /data}]
   containers:
     - name: main
       image: busybox
-      command: ["cat", "/etc/app/value"]
-      volumeMounts: [{name: data, mountPath: /etc/app, subPath: conf}]
+      command: ["cat", "/etc/app/value", "/etc/app.conf"]
+      volumeMounts:
+        - {name: data, mountPath: /etc/app, subPath: conf}
+        - {name: data, mountPath: /etc/app.conf, subPath: conf/value}
 "#,
     ));
     assert_success(&out, "subPath pod");
-    assert_eq!(lines_of(&out, "main"), ["inside"]);
+    assert_eq!(lines_of(&out, "main"), ["inside", "inside"]);
 
     // An init container plants a symlink to / ; the main container's subPath through it must
     // be refused, and the half-run pod removed.

@@ -151,7 +151,6 @@ impl Observer for Terminal {
                 };
                 eprintln!("podctl: {kind} {container} exited with code {exit_code} ({reason})");
             }
-            Event::Stopping => eprintln!("podctl: stopping"),
             Event::Warning(msg) => eprintln!("podctl: warning: {msg}"),
         }
     }

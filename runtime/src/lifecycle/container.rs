@@ -23,6 +23,7 @@ pub(crate) struct Prepared {
     pub id: String,
     pub role: Role,
     pub image: String,
+    snapshotter: String,
     stop_signal: u32,
     /// Why the task could not be created: the container ends as `StartError` when its turn
     /// comes, as the kubelet reports an unstartable container.
@@ -122,6 +123,7 @@ impl Prepared {
             id: id.to_string(),
             role,
             image: container.image.clone().unwrap_or_default(),
+            snapshotter: image.snapshotter.clone(),
             stop_signal,
             create_error: None,
             wait: None,
@@ -129,6 +131,7 @@ impl Prepared {
             started_at: None,
             exit: None,
         };
+        tracing::debug!(pod = %ctx.pod_name, container = %container.name, id, "creating task");
         match ctx.client.create_task(id, rootfs, io).await {
             Ok(_pid) => {
                 prepared.pumps = Some(fifos.pump(name, log, observer.clone()));
@@ -153,6 +156,7 @@ impl Prepared {
         if self.create_error.is_none() {
             match client.start_task(&self.id).await {
                 Ok(_) => {
+                    tracing::debug!(container = %self.name, "started");
                     self.started_at = Some(SystemTime::now());
                     observer.event(Event::Started {
                         container: &self.name,
@@ -250,6 +254,16 @@ impl Prepared {
             pumps.abort();
         }
         client.delete_task(&self.id).await?;
+        tracing::debug!(container = %self.name, "task deleted");
+        Ok(())
+    }
+}
+
+impl Prepared {
+    /// Removes the rootfs snapshot and the record of a container whose task is gone.
+    pub async fn remove(&self, client: &Client) -> Result<(), LifecycleError> {
+        client.remove_snapshot(&self.snapshotter, &self.id).await?;
+        client.delete_container(&self.id).await?;
         Ok(())
     }
 }

@@ -66,8 +66,6 @@ pub enum Event<'a> {
         exit_code: i32,
         reason: &'a str,
     },
-    /// The pod is being stopped on request.
-    Stopping,
     Warning(&'a str),
 }
 
@@ -210,6 +208,7 @@ pub async fn run(
         })
     };
     let (images, sandbox) = tokio::join!(images, sandbox);
+    tracing::debug!(pod = %name, "images resolved, sandbox created");
     let sandbox = sandbox.map_err(|e| LifecycleError::Join(e.to_string()))?;
     let (images, sandbox) = match (images, sandbox) {
         (Ok(i), Ok(s)) => (i, s),
@@ -245,9 +244,10 @@ pub async fn run(
     });
     let images = Arc::new(images);
 
-    match run_containers(&ctx, &images, &observer, &mut stop).await {
+    match run_containers(&ctx, &images, &observer, &mut stop, opts.remove).await {
         Ok(status) => {
             let finished = finish(&ctx, &status, opts.remove).await;
+            tracing::debug!(pod = %name, "finished");
             finished.map(|()| status)
         }
         Err(e) => {
@@ -347,13 +347,21 @@ async fn join_prepare(h: PrepareHandle) -> Result<Prepared, LifecycleError> {
     h.await.map_err(|e| LifecycleError::Join(e.to_string()))?
 }
 
-/// A container that reads a subPath may depend on files an earlier init container creates,
-/// so it is prepared only when its turn comes (the kubelet resolves subPaths at start).
+/// Whether a container's task may be created before its turn. runc resolves subPaths and
+/// creates a missing working directory at create time, so a container whose subPath or
+/// working directory lies in a volume an earlier init container may populate is created only
+/// when its turn comes, as the kubelet creates every container.
 fn may_prepare_early(c: &Container) -> bool {
-    !c.volume_mounts
+    let mounts = c.volume_mounts.as_deref().unwrap_or_default();
+    let sub_path = mounts
         .iter()
-        .flatten()
-        .any(|m| m.sub_path.as_deref().is_some_and(|s| !s.is_empty()))
+        .any(|m| m.sub_path.as_deref().is_some_and(|s| !s.is_empty()));
+    let work_dir_in_volume = c.working_dir.as_deref().is_some_and(|w| {
+        mounts
+            .iter()
+            .any(|m| Path::new(w).starts_with(&m.mount_path))
+    });
+    !sub_path && !work_dir_in_volume
 }
 
 fn waiting(reason: &str) -> ContainerState {
@@ -372,96 +380,205 @@ fn never_ran(c: &Container, role: Role) -> ContainerStatus {
     }
 }
 
+/// The containers of a pod in start order, with what has been prepared of them so far.
+struct Pipeline<'a> {
+    ctx: &'a Arc<PodContext>,
+    images: &'a HashMap<String, Arc<ResolvedImage>>,
+    observer: &'a Arc<dyn Observer>,
+    plan: Vec<(Container, Role)>,
+    handles: Vec<Option<PrepareHandle>>,
+    ready: Vec<Option<Prepared>>,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(
+        ctx: &'a Arc<PodContext>,
+        images: &'a HashMap<String, Arc<ResolvedImage>>,
+        observer: &'a Arc<dyn Observer>,
+        plan: Vec<(Container, Role)>,
+    ) -> Self {
+        let n = plan.len();
+        Self {
+            ctx,
+            images,
+            observer,
+            plan,
+            handles: (0..n).map(|_| None).collect(),
+            ready: (0..n).map(|_| None).collect(),
+        }
+    }
+
+    /// Creates the first container's task (which starts the pod's shim), then prepares every
+    /// other container that may be prepared early, all at once: their tasks join that shim.
+    async fn prepare_ahead(&mut self) -> Result<(), LifecycleError> {
+        let Some((c, role)) = self.plan.first() else {
+            return Ok(());
+        };
+        let first =
+            Prepared::create(self.ctx, c, *role, &image_of(self.images, c), self.observer).await?;
+        self.ready[0] = Some(first);
+        for (i, (c, role)) in self.plan.iter().enumerate().skip(1) {
+            if may_prepare_early(c) {
+                self.handles[i] = Some(spawn_prepare(
+                    self.ctx,
+                    self.images,
+                    c,
+                    *role,
+                    self.observer,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Container `i`, prepared: from the pipeline, or created now when it had to wait for
+    /// its turn.
+    async fn take(&mut self, i: usize) -> Result<Prepared, LifecycleError> {
+        if let Some(p) = self.ready[i].take() {
+            return Ok(p);
+        }
+        if let Some(h) = self.handles[i].take() {
+            return join_prepare(h).await;
+        }
+        let (c, role) = &self.plan[i];
+        Prepared::create(self.ctx, c, *role, &image_of(self.images, c), self.observer).await
+    }
+
+    /// Every container prepared but not taken; waits for preparations under way, so that
+    /// everything they create is known before the pod is torn down.
+    async fn leftovers(&mut self) -> Vec<Prepared> {
+        let mut out: Vec<Prepared> = self.ready.iter_mut().filter_map(Option::take).collect();
+        for h in self.handles.iter_mut().filter_map(Option::take) {
+            if let Ok(p) = join_prepare(h).await {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+/// Deletes finished containers in the background: their tasks always (so the shim can go),
+/// their snapshots and records too when the pod is removed at the end.
+struct Teardown<'a> {
+    client: &'a Client,
+    remove: bool,
+    /// Exited containers waiting for the next task to exist: deleting the last task of the
+    /// pod's shim while another is being created makes the shim shut down under that create.
+    held: Vec<Prepared>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Teardown<'_> {
+    fn hold(&mut self, p: Prepared) {
+        self.held.push(p);
+    }
+
+    fn release(&mut self) {
+        for p in std::mem::take(&mut self.held) {
+            self.delete(p);
+        }
+    }
+
+    fn delete(&mut self, mut p: Prepared) {
+        let client = self.client.clone();
+        let remove = self.remove;
+        self.background.push(tokio::spawn(async move {
+            let result = match p.delete_task(&client).await {
+                Ok(()) if remove => p.remove(&client).await,
+                other => other,
+            };
+            if let Err(e) = result {
+                tracing::warn!(container = %p.name, error = %e, "removing container");
+            }
+        }));
+    }
+
+    async fn finish(mut self) {
+        self.release();
+        for h in self.background {
+            let _ = h.await;
+        }
+    }
+}
+
 async fn run_containers(
     ctx: &Arc<PodContext>,
-    images: &Arc<HashMap<String, Arc<ResolvedImage>>>,
+    images: &HashMap<String, Arc<ResolvedImage>>,
     observer: &Arc<dyn Observer>,
     stop: &mut watch::Receiver<bool>,
+    remove: bool,
 ) -> Result<PodStatus, LifecycleError> {
     let spec = ctx.pod.spec.clone().unwrap_or_default();
     let inits = spec.init_containers.clone().unwrap_or_default();
     let mains = spec.containers.clone();
+    let plan = inits
+        .iter()
+        .map(|c| (c.clone(), Role::Init))
+        .chain(mains.iter().map(|c| (c.clone(), Role::Main)))
+        .collect();
+    let mut pipeline = Pipeline::new(ctx, images, observer, plan);
+    let mut teardown = Teardown {
+        client: &ctx.client,
+        remove,
+        held: Vec::new(),
+        background: Vec::new(),
+    };
+    let result = drive(&mut pipeline, &mut teardown, &inits, &mains, stop, &spec).await;
+    // Tasks prepared ahead and never started are discarded; on an error the caller removes
+    // everything by label, so only their preparation must have finished.
+    for p in pipeline.leftovers().await {
+        teardown.delete(p);
+    }
+    teardown.finish().await;
+    result
+}
+
+async fn drive(
+    pipeline: &mut Pipeline<'_>,
+    teardown: &mut Teardown<'_>,
+    inits: &[Container],
+    mains: &[Container],
+    stop: &mut watch::Receiver<bool>,
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> Result<PodStatus, LifecycleError> {
     let grace = spec
         .termination_grace_period_seconds
         .and_then(|s| u64::try_from(s).ok())
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_GRACE);
+    let ctx = pipeline.ctx;
     let client = &ctx.client;
+    let observer = pipeline.observer.clone();
+    pipeline.prepare_ahead().await?;
 
     let mut init_statuses = Vec::new();
-    let mut background: Vec<JoinHandle<()>> = Vec::new();
-    // Exited containers whose tasks wait to be deleted until the next task exists: deleting
-    // the last task of the pod's shim while the next one is being created makes the shim
-    // shut down under that create.
-    let mut finished: Vec<Prepared> = Vec::new();
-    let prepare_mains = |ctx: &Arc<PodContext>| -> Vec<Option<PrepareHandle>> {
-        mains
-            .iter()
-            .map(|c| {
-                may_prepare_early(c).then(|| spawn_prepare(ctx, images, c, Role::Main, observer))
-            })
-            .collect()
-    };
-    let mut main_handles: Option<Vec<Option<PrepareHandle>>> = None;
-    let mut next: Option<PrepareHandle> = inits
-        .first()
-        .map(|c| spawn_prepare(ctx, images, c, Role::Init, observer));
     let mut failed = false;
     let mut stopped = *stop.borrow();
-
     for (i, c) in inits.iter().enumerate() {
         if failed || stopped {
             init_statuses.push(never_ran(c, Role::Init));
             continue;
         }
-        let mut current = match next.take() {
-            Some(h) => join_prepare(h).await?,
-            None => Prepared::create(ctx, c, Role::Init, &image_of(images, c), observer).await?,
-        };
-        flush_deletes(client, &mut finished, &mut background);
-        // Pipeline: prepare what comes next while this one runs.
-        match inits.get(i + 1) {
-            Some(n) if may_prepare_early(n) => {
-                next = Some(spawn_prepare(ctx, images, n, Role::Init, observer))
-            }
-            Some(_) => {}
-            None => main_handles = Some(prepare_mains(ctx)),
-        }
+        let mut current = pipeline.take(i).await?;
+        teardown.release();
         current.start(client, observer.as_ref()).await;
         stopped = supervise(client, std::slice::from_mut(&mut current), stop, grace).await?;
         let status = current.status();
         report_exit(observer.as_ref(), &status);
         failed = status.exit_code() != Some(0);
-        finished.push(current);
+        teardown.hold(current);
         init_statuses.push(status);
     }
 
     let mut main_statuses = Vec::new();
     if failed || stopped {
-        flush_deletes(client, &mut finished, &mut background);
-        // Tasks prepared ahead are discarded unstarted.
-        for h in next
-            .into_iter()
-            .chain(main_handles.into_iter().flatten().flatten())
-        {
-            if let Ok(p) = join_prepare(h).await {
-                background.push(spawn_delete_task(client, p));
-            }
-        }
         main_statuses.extend(mains.iter().map(|c| never_ran(c, Role::Main)));
     } else {
-        let handles = main_handles.unwrap_or_else(|| prepare_mains(ctx));
         let mut running = Vec::new();
-        for (c, h) in mains.iter().zip(handles) {
-            let p = match h {
-                Some(h) => join_prepare(h).await?,
-                None => {
-                    Prepared::create(ctx, c, Role::Main, &image_of(images, c), observer).await?
-                }
-            };
-            running.push(p);
+        for i in inits.len()..inits.len() + mains.len() {
+            running.push(pipeline.take(i).await?);
         }
-        flush_deletes(client, &mut finished, &mut background);
+        teardown.release();
         for p in running.iter_mut() {
             p.start(client, observer.as_ref()).await;
         }
@@ -469,12 +586,9 @@ async fn run_containers(
         for p in running {
             let status = p.status();
             report_exit(observer.as_ref(), &status);
-            background.push(spawn_delete_task(client, p));
+            teardown.hold(p);
             main_statuses.push(status);
         }
-    }
-    for h in background {
-        let _ = h.await;
     }
 
     let mains_ok = main_statuses.iter().all(|s| s.exit_code() == Some(0));
@@ -514,23 +628,6 @@ fn report_exit(observer: &dyn Observer, status: &ContainerStatus) {
             reason: &t.reason,
         });
     }
-}
-
-fn flush_deletes(
-    client: &Client,
-    finished: &mut Vec<Prepared>,
-    background: &mut Vec<JoinHandle<()>>,
-) {
-    background.extend(finished.drain(..).map(|p| spawn_delete_task(client, p)));
-}
-
-fn spawn_delete_task(client: &Client, mut p: Prepared) -> JoinHandle<()> {
-    let client = client.clone();
-    tokio::spawn(async move {
-        if let Err(e) = p.delete_task(&client).await {
-            tracing::warn!(container = %p.name, error = %e, "deleting task");
-        }
-    })
 }
 
 /// Waits until every container has exited. When `stop` turns true meanwhile, sends each
@@ -578,6 +675,8 @@ async fn finish(
     remove: bool,
 ) -> Result<(), LifecycleError> {
     if remove {
+        // The containers went as they finished (see Teardown); a removal that failed there
+        // is retried here by label.
         remove_objects(&ctx.client, &ctx.pod_name).await?;
         return destroy_sandbox(ctx.pod_dir.clone()).await;
     }
@@ -638,4 +737,51 @@ pub async fn remove(
     }
     remove_objects(client, pod).await?;
     destroy_sandbox(dir).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::VolumeMount;
+
+    fn container(working_dir: Option<&str>, mounts: &[(&str, Option<&str>)]) -> Container {
+        Container {
+            name: "c".into(),
+            working_dir: working_dir.map(Into::into),
+            volume_mounts: Some(
+                mounts
+                    .iter()
+                    .map(|(path, sub)| VolumeMount {
+                        name: "v".into(),
+                        mount_path: (*path).into(),
+                        sub_path: sub.map(Into::into),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn containers_waiting_on_init_output_are_created_in_turn() {
+        assert!(may_prepare_early(&container(None, &[("/data", None)])));
+        assert!(may_prepare_early(&container(
+            Some("/app"),
+            &[("/data", None)]
+        )));
+        assert!(may_prepare_early(&container(None, &[("/data", Some(""))])));
+        assert!(!may_prepare_early(&container(
+            None,
+            &[("/data", Some("conf"))]
+        )));
+        assert!(!may_prepare_early(&container(
+            Some("/data/run"),
+            &[("/data", None)]
+        )));
+        assert!(may_prepare_early(&container(
+            Some("/database"),
+            &[("/data", None)]
+        )));
+    }
 }
