@@ -135,28 +135,40 @@ class Bench:
 
 
 class ShimSampler(threading.Thread):
-    """Counts containerd shim processes while a podctl run goes on."""
+    """Counts the containerd shims of the pod a podctl run starts: long-lived shims (not the
+    short `start`/`delete` invocations) serving a container of the reference pod, started
+    after the sampler (a previous run's shim may still be on its way out)."""
 
     def __init__(self):
         super().__init__(daemon=True)
         self.peak = 0
         self.done = threading.Event()
+        self.before = set(self.shims())
+
+    @staticmethod
+    def shims():
+        found = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    ppid = f.read().rsplit(b")", 1)[1].split()[1].decode()
+            except (OSError, IndexError):
+                continue
+            ids = [b for a, b in zip(args, args[1:]) if a == b"-id"]
+            if (b"containerd-shim" in args[0] and NS.encode() in args
+                    and b"start" not in args and b"delete" not in args
+                    and any(i.startswith(b"bench-ref.") for i in ids)):
+                found[pid] = ppid
+        # A shim forking runc shows the shim's command line until the exec: not a shim.
+        return [pid for pid, ppid in found.items() if ppid not in found]
 
     def run(self):
         while not self.done.is_set():
-            n = 0
-            for pid in os.listdir("/proc"):
-                if pid.isdigit():
-                    try:
-                        with open(f"/proc/{pid}/cmdline", "rb") as f:
-                            cmd = f.read()
-                    except OSError:
-                        continue
-                    args = cmd.split(b"\0")
-                    # Only long-lived shims: not the short `start`/`delete` invocations.
-                    if (b"containerd-shim" in args[0] and NS.encode() in args
-                            and b"start" not in args and b"delete" not in args):
-                        n += 1
+            n = len(set(self.shims()) - self.before)
             self.peak = max(self.peak, n)
             time.sleep(0.005)
 

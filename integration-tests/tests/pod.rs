@@ -626,26 +626,40 @@ async fn one_shim_serves_the_whole_pod() {
     f.finish().await;
 }
 
-/// Long-lived shim processes serving `namespace` (not the short `start`/`delete` invocations
-/// containerd runs to locate or clean up a shim).
+/// Long-lived shim processes serving `namespace`: not the short `start`/`delete`
+/// invocations containerd runs to locate or clean up a shim, nor a shim's child between fork
+/// and exec of runc (it shows the shim's command line for that moment).
 fn shims_of(namespace: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-                return false;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let has = |a: &str| args.contains(&a.as_bytes());
-            args.first()
-                .is_some_and(|a0| String::from_utf8_lossy(a0).contains("containerd-shim"))
-                && args
-                    .windows(2)
-                    .any(|w| w[0] == b"-namespace" && w[1] == namespace.as_bytes())
-                && !has("start")
-                && !has("delete")
-        })
+    let mut found = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let (Ok(cmdline), Ok(stat)) = (
+            std::fs::read(entry.path().join("cmdline")),
+            std::fs::read_to_string(entry.path().join("stat")),
+        ) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let has = |a: &str| args.contains(&a.as_bytes());
+        let is_shim = args
+            .first()
+            .is_some_and(|a0| String::from_utf8_lossy(a0).contains("containerd-shim"))
+            && args
+                .windows(2)
+                .any(|w| w[0] == b"-namespace" && w[1] == namespace.as_bytes())
+            && !has("start")
+            && !has("delete");
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .unwrap_or_default()
+            .to_string();
+        if is_shim {
+            found.insert(entry.file_name().to_string_lossy().into_owned(), ppid);
+        }
+    }
+    found
+        .values()
+        .filter(|ppid| !found.contains_key(*ppid))
         .count()
 }
 

@@ -196,6 +196,7 @@ pub async fn run(
         return Err(exists());
     }
 
+    tracing::debug!(pod = %name, "resolving images, creating the sandbox");
     let images = resolve_images(client, &pod, &opts.snapshotter);
     let sandbox = {
         let dir = dir.clone();
@@ -462,8 +463,9 @@ impl<'a> Pipeline<'a> {
 struct Teardown<'a> {
     client: &'a Client,
     remove: bool,
-    /// Exited containers waiting for the next task to exist: deleting the last task of the
-    /// pod's shim while another is being created makes the shim shut down under that create.
+    /// Exited containers held until the main containers have started: deleting the last
+    /// task of the pod's shim while another is being created makes the shim shut down under
+    /// that create, and deletes would compete with the creates on the start path.
     held: Vec<Prepared>,
     background: Vec<JoinHandle<()>>,
 }
@@ -560,7 +562,6 @@ async fn drive(
             continue;
         }
         let mut current = pipeline.take(i).await?;
-        teardown.release();
         current.start(client, observer.as_ref()).await;
         stopped = supervise(client, std::slice::from_mut(&mut current), stop, grace).await?;
         let status = current.status();
@@ -578,10 +579,10 @@ async fn drive(
         for i in inits.len()..inits.len() + mains.len() {
             running.push(pipeline.take(i).await?);
         }
-        teardown.release();
         for p in running.iter_mut() {
             p.start(client, observer.as_ref()).await;
         }
+        teardown.release();
         stopped = supervise(client, &mut running, stop, grace).await? || stopped;
         for p in running {
             let status = p.status();
