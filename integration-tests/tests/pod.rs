@@ -692,3 +692,86 @@ async fn finished_pod_keeps_logs_and_status_until_removed() {
     assert_eq!(gone.status.code(), Some(1));
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_network_joins_the_host_namespaces_and_others_do_not() {
+    let f = Fixture::new("hostnet").await;
+    let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let host_name = nix::unistd::gethostname().unwrap();
+    let probe = "  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"readlink /proc/self/ns/net; hostname\"]\n";
+    let out = f.run(&pod("hostnet", &format!("  hostNetwork: true\n{probe}")));
+    assert_success(&out, "hostNetwork pod");
+    assert_eq!(
+        lines_of(&out, "main"),
+        [
+            host_net.to_string_lossy().into_owned(),
+            host_name.to_string_lossy().into_owned()
+        ]
+    );
+    let out = f.run(&pod("podnet", probe));
+    assert_success(&out, "pod network pod");
+    let lines = lines_of(&out, "main");
+    assert_ne!(lines[0], host_net.to_string_lossy());
+    assert_eq!(lines[1], "podnet");
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policies_that_ask_for_restarts_are_warned_about() {
+    let f = Fixture::new("policy").await;
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: policy\nspec:\n  containers:\n    - name: main\n      image: busybox\n      command: [\"true\"]\n";
+    let out = f.run(manifest);
+    assert_success(&out, "pod with the default restartPolicy");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: restartPolicy Always (the default)") && err.contains("runs once"),
+        "{err}"
+    );
+    let quiet = f.run(&pod(
+        "never",
+        "  containers:\n    - name: main\n      image: busybox\n      command: [\"true\"]\n",
+    ));
+    assert!(
+        !text(&quiet.stderr).contains("warning"),
+        "{}",
+        text(&quiet.stderr)
+    );
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_kills_without_waiting_for_the_grace_period() {
+    let f = Fixture::new("kill").await;
+    let manifest = pod(
+        "kill",
+        "  terminationGracePeriodSeconds: 600\n  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"echo ready; sleep 1000\"]\n",
+    );
+    let mut child = f.spawn(&["run", "--rm", "-"], Some(&manifest));
+    let log = f.pods_dir().join("kill/logs/main/0.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("ready")) {
+        assert!(Instant::now() < deadline, "the pod never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    // The grace period is ten minutes: only the second signal can end the run this soon.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("podctl still waits for the grace period after a second signal");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("killing"),
+        "{}",
+        text(&out.stderr)
+    );
+    f.finish().await;
+}

@@ -2,7 +2,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use podctl_runtime::lifecycle::{self, Event, LifecycleError, Observer, RunOptions, Stream};
+use podctl_runtime::lifecycle::{
+    self, Event, LifecycleError, Observer, RunOptions, StopRequest, Stream,
+};
 use podctl_runtime::status::{ContainerState, PodStatus, Role};
 use tokio::sync::watch;
 
@@ -30,13 +32,17 @@ pub struct Args {
 pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let pod = super::load_manifest(&args.file)?;
     let client = super::connect(g).await.map_err(run_failed)?;
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
     tokio::spawn(async move {
         wait_for_stop_signal().await;
         eprintln!(
-            "podctl: stopping the pod (the stop signal, then SIGKILL after the grace period)"
+            "podctl: stopping the pod (the stop signal, then SIGKILL after the grace period; \
+             interrupt again to kill at once)"
         );
-        let _ = stop_tx.send(true);
+        let _ = stop_tx.send(StopRequest::Graceful);
+        wait_for_stop_signal().await;
+        eprintln!("podctl: killing the pod's containers");
+        let _ = stop_tx.send(StopRequest::Now);
     });
     let observer = Arc::new(Terminal {
         data_on_stdout: args.output != Format::Table,

@@ -69,6 +69,18 @@ pub enum Event<'a> {
     Warning(&'a str),
 }
 
+/// What the caller asks of a running pod, through the `stop` channel of [`run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum StopRequest {
+    /// Run to the end.
+    #[default]
+    None,
+    /// Stop gracefully: each running container's stop signal, SIGKILL after the grace period.
+    Graceful,
+    /// SIGKILL now, whatever is left of the grace period.
+    Now,
+}
+
 /// Receives [`Event`]s; called from several tasks at once.
 pub trait Observer: Send + Sync {
     fn event(&self, event: Event<'_>);
@@ -176,14 +188,13 @@ impl PodContext {
 }
 
 /// Runs a validated pod to its end: init containers in order (each must exit 0), then all
-/// main containers, until they exit or `stop` turns true (then: stop signal, grace period,
-/// SIGKILL). Returns the pod's final status. On an error, everything created is removed.
+/// main containers, until they exit or `stop` asks otherwise (see [`StopRequest`]). Returns the pod's final status. On an error, everything created is removed.
 pub async fn run(
     client: &Client,
     pod: Pod,
     opts: &RunOptions,
     observer: Arc<dyn Observer>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<StopRequest>,
 ) -> Result<PodStatus, LifecycleError> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let namespace = client.namespace().to_string();
@@ -507,7 +518,7 @@ async fn run_containers(
     ctx: &Arc<PodContext>,
     images: &HashMap<String, Arc<ResolvedImage>>,
     observer: &Arc<dyn Observer>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut watch::Receiver<StopRequest>,
     remove: bool,
 ) -> Result<PodStatus, LifecycleError> {
     let spec = ctx.pod.spec.clone().unwrap_or_default();
@@ -540,7 +551,7 @@ async fn drive(
     teardown: &mut Teardown<'_>,
     inits: &[Container],
     mains: &[Container],
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut watch::Receiver<StopRequest>,
     spec: &k8s_openapi::api::core::v1::PodSpec,
 ) -> Result<PodStatus, LifecycleError> {
     let grace = spec
@@ -555,7 +566,7 @@ async fn drive(
 
     let mut init_statuses = Vec::new();
     let mut failed = false;
-    let mut stopped = *stop.borrow();
+    let mut stopped = *stop.borrow() != StopRequest::None;
     for (i, c) in inits.iter().enumerate() {
         if failed || stopped {
             init_statuses.push(never_ran(c, Role::Init));
@@ -631,13 +642,13 @@ fn report_exit(observer: &dyn Observer, status: &ContainerStatus) {
     }
 }
 
-/// Waits until every container has exited. When `stop` turns true meanwhile, sends each
-/// running container its stop signal, then SIGKILL after `grace`. Returns whether a stop was
-/// requested.
+/// Waits until every container has exited. When a stop is requested meanwhile, sends each
+/// running container its stop signal, then SIGKILL after `grace` (at once for
+/// [`StopRequest::Now`]). Returns whether a stop was requested.
 async fn supervise(
     client: &Client,
     containers: &mut [Prepared],
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut watch::Receiver<StopRequest>,
     grace: Duration,
 ) -> Result<bool, LifecycleError> {
     let targets: Vec<(String, u32)> = containers
@@ -646,11 +657,17 @@ async fn supervise(
         .map(|p| (p.id.clone(), p.stop_signal()))
         .collect();
     let killer = async {
-        let _ = stop.wait_for(|s| *s).await;
+        let _ = stop.wait_for(|s| *s >= StopRequest::Graceful).await;
         for (id, signal) in &targets {
             let _ = client.kill_task(id, *signal, false).await;
         }
-        tokio::time::sleep(grace).await;
+        let now = async {
+            let _ = stop.wait_for(|s| *s == StopRequest::Now).await;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {}
+            _ = now => {}
+        }
         for (id, _) in &targets {
             let _ = client.kill_task(id, SIGKILL, true).await;
         }
@@ -664,7 +681,7 @@ async fn supervise(
     for r in results {
         r?;
     }
-    Ok(*stop.borrow())
+    Ok(*stop.borrow() != StopRequest::None)
 }
 
 /// What is left of a pod once it ended: with `remove`, nothing; otherwise its records,
