@@ -34,6 +34,7 @@ fn opts(name: Option<&str>) -> ImportOptions {
     ImportOptions {
         name: name.map(str::to_string),
         snapshotter: DEFAULT_SNAPSHOTTER.to_string(),
+        ..Default::default()
     }
 }
 

@@ -34,6 +34,12 @@ impl Fixture {
         let tar = busybox_image_tar(f.root.path(), "busybox", false);
         let out = f.podctl(&["image", "import", tar.to_str().unwrap()], None);
         assert_success(&out, "image import");
+        let progress = text(&out.stderr);
+        assert!(progress.contains("verified 3 blobs"), "{progress}");
+        assert!(
+            progress.contains("unpacked busybox:latest (1 layer)"),
+            "{progress}"
+        );
         std::fs::remove_file(tar).ok();
         f
     }

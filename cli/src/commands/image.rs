@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use podctl_runtime::image::{self, ImportOptions};
+use podctl_runtime::image::{self, ImportOptions, ImportStep, Progress};
 use podctl_runtime::reference;
 
 use crate::output::{print_data, table};
@@ -18,6 +18,9 @@ pub enum Command {
         name: Option<String>,
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
+        /// No progress lines on stderr
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// List images
     #[command(alias = "list")]
@@ -37,16 +40,26 @@ pub enum Command {
 pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<u8> {
     let client = super::connect(g).await?;
     match cmd {
-        Command::Import { file, name, output } => {
+        Command::Import {
+            file,
+            name,
+            output,
+            quiet,
+        } => {
             let opts = ImportOptions {
                 name,
                 snapshotter: image::DEFAULT_SNAPSHOTTER.to_string(),
+                progress: if quiet {
+                    Progress::default()
+                } else {
+                    Progress::new(show_step)
+                },
             };
             let imported = image::import(&client, &file, &opts).await?;
             match output {
                 Format::Table => {
                     for i in &imported {
-                        println!("imported {} ({}, {} layers)", i.name, i.digest, i.layers);
+                        println!("imported {} ({}, {})", i.name, i.digest, count(i.layers, "layer"));
                     }
                 }
                 f => print_data(
@@ -99,6 +112,40 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<u8> {
             }
             Ok(u8::from(failed))
         }
+    }
+}
+
+/// One line per import step on stderr, so a long import shows where it is.
+fn show_step(step: ImportStep<'_>) {
+    match step {
+        ImportStep::Verified { blobs, bytes } => {
+            eprintln!("verified {} ({})", count(blobs, "blob"), human_size(bytes))
+        }
+        ImportStep::Blob {
+            digest,
+            size,
+            stored,
+        } => eprintln!(
+            "blob {} {} {}",
+            short_digest(digest),
+            human_size(size),
+            if stored { "written" } else { "already present" }
+        ),
+        ImportStep::Unpacked { image, layers } => {
+            eprintln!(
+                "unpacked {} ({})",
+                reference::familiar(image),
+                count(layers, "layer")
+            )
+        }
+    }
+}
+
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

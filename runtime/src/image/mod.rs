@@ -38,6 +38,8 @@ pub struct ImportOptions {
     pub name: Option<String>,
     /// Snapshotter to unpack the layers into.
     pub snapshotter: String,
+    /// Told about each step, for a progress display.
+    pub progress: Progress,
 }
 
 impl Default for ImportOptions {
@@ -45,7 +47,52 @@ impl Default for ImportOptions {
         Self {
             name: None,
             snapshotter: DEFAULT_SNAPSHOTTER.to_string(),
+            progress: Progress::default(),
         }
+    }
+}
+
+/// A step of [`import`], as it happens.
+#[derive(Debug, Clone, Copy)]
+pub enum ImportStep<'a> {
+    /// The archive is read and every blob's digest and size checked.
+    Verified { blobs: usize, bytes: u64 },
+    /// A blob is in the content store; `stored` is false when it was there already.
+    Blob {
+        digest: &'a str,
+        size: u64,
+        stored: bool,
+    },
+    /// An image's layers are unpacked into snapshots.
+    Unpacked { image: &'a str, layers: usize },
+}
+
+type StepFn = dyn Fn(ImportStep<'_>) + Send + Sync;
+
+/// Receives [`ImportStep`]s; does nothing by default.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<StepFn>>);
+
+impl Progress {
+    /// Calls `f` for every step.
+    pub fn new(f: impl Fn(ImportStep<'_>) + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(f)))
+    }
+
+    fn report(&self, step: ImportStep<'_>) {
+        if let Some(f) = &self.0 {
+            f(step);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(..)"
+        } else {
+            "Progress(none)"
+        })
     }
 }
 
@@ -111,6 +158,10 @@ pub async fn import(
         .await?
     };
     tracing::debug!(file = %tarball.display(), elapsed = ?started.elapsed(), "archive read and verified");
+    opts.progress.report(ImportStep::Verified {
+        blobs: archive.blobs.len(),
+        bytes: archive.blobs.iter().map(|b| b.size).sum(),
+    });
 
     let lease = client
         .create_lease("import", LEASE_EXPIRY)
@@ -119,7 +170,7 @@ pub async fn import(
             action: "creating the import lease".into(),
             source,
         })?;
-    let result = write_and_record(client, &archive, &opts.snapshotter, &lease).await;
+    let result = write_and_record(client, &archive, opts, &lease).await;
     release_lease(client, &lease, result.is_err()).await;
     // Removing the extracted files is blocking work too.
     run_blocking(tarball, move || {
@@ -134,9 +185,10 @@ pub async fn import(
 async fn write_and_record(
     client: &Client,
     archive: &archive::Archive,
-    snapshotter: &str,
+    opts: &ImportOptions,
     lease: &Lease,
 ) -> Result<Vec<ImportedImage>, ImageError> {
+    let snapshotter = opts.snapshotter.as_str();
     for blob in &archive.blobs {
         let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &blob.source {
             archive::BlobSource::File(path) => Box::new(
@@ -150,7 +202,7 @@ async fn write_and_record(
             ),
             archive::BlobSource::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
         };
-        client
+        let stored = client
             .write_blob(
                 lease,
                 &blob.digest,
@@ -163,11 +215,20 @@ async fn write_and_record(
                 digest: blob.digest.clone(),
                 source,
             })?;
+        opts.progress.report(ImportStep::Blob {
+            digest: &blob.digest,
+            size: blob.size,
+            stored,
+        });
     }
 
     let mut imported = Vec::new();
     for image in &archive.images {
         unpack::unpack(client, &image.names[0], snapshotter, &image.layers, lease).await?;
+        opts.progress.report(ImportStep::Unpacked {
+            image: &image.names[0],
+            layers: image.layers.len(),
+        });
         let target = Descriptor {
             media_type: image.target.media_type.clone(),
             digest: image.target.digest.clone(),
