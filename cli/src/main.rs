@@ -66,7 +66,7 @@ enum Command {
     /// under <root>/<namespace>/pods/<pod>/logs, and exits with the main container's exit
     /// code (the first non-zero one; a failed init container's code when init failed).
     /// Ctrl-C or SIGTERM stops the pod: the stop signal, terminationGracePeriodSeconds
-    /// (default 30), then SIGKILL. Exit codes: 2 for an invalid manifest, 125 when podctl
+    /// (default 30), then SIGKILL; a second one kills at once. Exit codes: 2 for an invalid manifest, 125 when podctl
     /// itself fails (containerd unreachable, image missing, ...).
     Run(commands::run::Args),
     /// Check a pod manifest without running it (exit code 2 when invalid)
@@ -92,7 +92,7 @@ pub enum Format {
 
 /// An error whose exit code the binary chooses explicitly.
 #[derive(Debug, thiserror::Error)]
-#[error("{error:#}")]
+#[error("{}", podctl_runtime::describe(error.as_ref()))]
 pub struct Exit {
     pub code: u8,
     pub error: anyhow::Error,
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = e.downcast_ref::<Exit>().map(|x| x.code).unwrap_or(1);
-            eprintln!("podctl: {e:#}");
+            eprintln!("podctl: {}", podctl_runtime::describe(e.as_ref()));
             ExitCode::from(code)
         }
     }

@@ -761,7 +761,7 @@ async fn a_second_signal_kills_without_waiting_for_the_grace_period() {
     }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1000));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     // The grace period is ten minutes: only the second signal can end the run this soon.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -779,5 +779,146 @@ async fn a_second_signal_kills_without_waiting_for_the_grace_period() {
         "{}",
         text(&out.stderr)
     );
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_container_may_run_an_executable_an_init_container_installed() {
+    let f = Fixture::new("tools").await;
+    let out = f.run(&pod(
+        "tools",
+        r#"
+  volumes:
+    - name: tools
+      emptyDir: {}
+  initContainers:
+    - name: install
+      image: busybox
+      # Slow enough that the main container's task is created before the tool exists.
+      command: ["sh", "-c", "sleep 0.5; printf '#!/bin/sh\necho tool ran\n' > /tools/tool; chmod +x /tools/tool"]
+      volumeMounts: [{name: tools, mountPath: /tools}]
+  containers:
+    - name: main
+      image: busybox
+      command: ["/tools/tool"]
+      volumeMounts: [{name: tools, mountPath: /tools}]
+"#,
+    ));
+    assert_success(&out, "podctl run");
+    assert_eq!(lines_of(&out, "main"), ["tool ran"]);
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_see_volumes_untouched_by_later_containers() {
+    let f = Fixture::new("nested").await;
+    let out = f.run(&pod(
+        "nested",
+        r#"
+  volumes:
+    - name: work
+      emptyDir: {}
+    - name: cache
+      emptyDir: {}
+  initContainers:
+    - name: check
+      image: busybox
+      command: ["sh", "-c", "echo \"init sees: [$(ls -A /work)]\"; test -z \"$(ls -A /work)\""]
+      volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+    - name: main
+      image: busybox
+      command: ["true"]
+      volumeMounts: [{name: work, mountPath: /work}, {name: cache, mountPath: /work/cache}]
+"#,
+    ));
+    assert_success(&out, "podctl run");
+    assert_eq!(lines_of(&out, "check"), ["init sees: []"]);
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_cannot_be_specified_fails_the_pod_before_anything_runs() {
+    let f = Fixture::new("username").await;
+    let tar = podctl_integration_tests::oci_image_tar(
+        f.root.path(),
+        &podctl_integration_tests::OciTarOptions {
+            containerd_name: Some("example.com/named-user:1".into()),
+            user: Some("nobody".into()),
+            ..Default::default()
+        },
+    );
+    assert_success(
+        &f.podctl(&["image", "import", "-q", tar.to_str().unwrap()], None),
+        "import",
+    );
+    std::fs::remove_file(tar).unwrap();
+    let marker = f.root.path().join("marker");
+    let out = f.run(&pod(
+        "username",
+        &format!(
+            r#"
+  volumes:
+    - name: out
+      hostPath: {{path: {}, type: DirectoryOrCreate}}
+  initContainers:
+    - name: first
+      image: busybox
+      command: ["touch", "/out/init-ran"]
+      volumeMounts: [{{name: out, mountPath: /out}}]
+  containers:
+    - name: main
+      image: example.com/named-user:1
+      command: ["true"]
+"#,
+            marker.display()
+        ),
+    ));
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("nobody"), "{err}");
+    assert_eq!(
+        err.matches("nobody").count(),
+        1,
+        "the cause is told once: {err}"
+    );
+    assert!(!marker.join("init-ran").exists(), "the init container ran");
+    std::fs::remove_dir_all(marker).unwrap();
+    assert_success(
+        &f.podctl(&["image", "rm", "example.com/named-user:1"], None),
+        "image rm",
+    );
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lines_are_cut_into_partial_records() {
+    let f = Fixture::new("longline").await;
+    let manifest = pod(
+        "longline",
+        "  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"head -c 40000 /dev/zero | tr '\\\\0' a; echo; echo short\"]\n",
+    );
+    let out = f.podctl(&["run", "-"], Some(&manifest));
+    assert_success(&out, "podctl run");
+    let log = std::fs::read_to_string(f.pods_dir().join("longline/logs/main/0.log")).unwrap();
+    let records: Vec<(&str, usize)> = log
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            let (_time, stream, tag) = (parts.next(), parts.next(), parts.next().unwrap());
+            assert_eq!(stream, Some("stdout"), "{l}");
+            (tag, parts.next().unwrap_or_default().len())
+        })
+        .collect();
+    assert_eq!(
+        records,
+        [
+            ("P", 16384),
+            ("P", 16384),
+            ("F", 40000 - 2 * 16384),
+            ("F", 5)
+        ]
+    );
+    assert_success(&f.podctl(&["rm", "longline"], None), "podctl rm");
     f.finish().await;
 }

@@ -104,7 +104,7 @@ pub struct ContainerInput<'a> {
 pub enum OciError {
     /// The image `User` is a name: resolving it needs the image's /etc/passwd, which
     /// podctl does not read yet.
-    #[error("container {container:?}: image user {user:?} is a name; named users aren't supported yet (use a numeric uid[:gid] or securityContext.runAsUser)")]
+    #[error("container {container:?}: image user {user:?} is a name; named users aren't supported yet: the image's USER must be numeric (uid or uid:gid) for now; rebuild the image with a numeric USER")]
     UserByName { container: String, user: String },
     #[error("container {container:?}: invalid image user {user:?}")]
     InvalidUser { container: String, user: String },

@@ -26,9 +26,6 @@ pub enum Role {
 #[serde(rename_all = "camelCase")]
 pub struct Terminated {
     pub exit_code: i32,
-    /// Set when a signal ended the process (exit code 128 + n).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signal: Option<i32>,
     /// `Completed` (exit 0), `Error` (non-zero), `StartError` (could not start).
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,7 +141,6 @@ mod tests {
             role,
             state: ContainerState::Terminated(Terminated {
                 exit_code: code,
-                signal: None,
                 reason: if code == 0 { "Completed" } else { "Error" }.into(),
                 message: None,
                 started_at: None,

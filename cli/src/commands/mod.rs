@@ -5,7 +5,6 @@ pub mod rm;
 pub mod run;
 pub mod validate;
 
-use anyhow::Context;
 use podctl_runtime::containerd::Client;
 
 use crate::{Cli, Command, Exit, Global};
@@ -46,17 +45,8 @@ pub fn invalid(error: impl Into<anyhow::Error>) -> anyhow::Error {
     .into()
 }
 
-/// Reads the manifest and checks it, mapping refusal to [`EXIT_INVALID`].
+/// Reads the manifest and checks it, mapping refusal to [`EXIT_INVALID`]. The errors name
+/// the file themselves.
 pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<podctl_runtime::manifest::Pod> {
-    podctl_runtime::manifest::load_valid(path)
-        .map_err(invalid)
-        .with_context(|| format!("manifest {}", display_path(path)))
-}
-
-fn display_path(path: &std::path::Path) -> String {
-    if path.as_os_str() == "-" {
-        "<stdin>".to_string()
-    } else {
-        path.display().to_string()
-    }
+    podctl_runtime::manifest::load_valid(path).map_err(invalid)
 }

@@ -15,6 +15,9 @@ use crate::{Exit, Format, Global};
 /// mistaken for a container's own exit code.
 const EXIT_RUN_FAILED: u8 = 125;
 
+/// A stop signal this long after the first one kills at once.
+const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Arguments of `podctl run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -40,7 +43,15 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
              interrupt again to kill at once)"
         );
         let _ = stop_tx.send(StopRequest::Graceful);
-        wait_for_stop_signal().await;
+        // `timeout` and process managers signal the child and then its group: one request
+        // can arrive twice in a moment, and must not count as the second one.
+        let first = std::time::Instant::now();
+        loop {
+            wait_for_stop_signal().await;
+            if first.elapsed() >= SECOND_SIGNAL_AFTER {
+                break;
+            }
+        }
         eprintln!("podctl: killing the pod's containers");
         let _ = stop_tx.send(StopRequest::Now);
     });

@@ -86,7 +86,7 @@ impl Client {
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, containerd_client::connect(address))
             .await
             .map_err(|_| unreachable("timed out connecting".into()))?
-            .map_err(|e| unreachable(describe_transport_error(&e)))?;
+            .map_err(|e| unreachable(crate::describe(&e)))?;
         let client = Self {
             channel,
             namespace: namespace.to_string(),
@@ -741,9 +741,11 @@ impl Client {
         Ok(resp.tasks.into_iter().map(|t| t.container_id).collect())
     }
 
-    /// The status of a container's task (`None` when it has none), as containerd's
-    /// `Status` enum value: 1 created, 2 running, 3 stopped, 4 paused, 5 pausing.
-    pub async fn task_status(&self, container_id: &str) -> Result<Option<i32>, ContainerdError> {
+    /// The status of a container's task, `None` when it has none.
+    pub async fn task_status(
+        &self,
+        container_id: &str,
+    ) -> Result<Option<TaskStatus>, ContainerdError> {
         let r = TasksClient::new(self.channel.clone())
             .get(self.req(GetRequest {
                 container_id: container_id.to_string(),
@@ -752,7 +754,7 @@ impl Client {
             .await
             .op("tasks.get");
         match r {
-            Ok(resp) => Ok(resp.process.map(|p| p.status)),
+            Ok(resp) => Ok(resp.process.map(|p| TaskStatus::from_proto(p.status))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -765,6 +767,29 @@ pub struct BlobInfo {
     pub digest: String,
     pub size: i64,
     pub labels: HashMap<String, String>,
+}
+
+/// A task's state, from containerd's `Status` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Created,
+    Running,
+    Stopped,
+    Paused,
+    /// Pausing, or a value this client does not know.
+    Other,
+}
+
+impl TaskStatus {
+    fn from_proto(status: i32) -> Self {
+        match status {
+            1 => Self::Created,
+            2 => Self::Running,
+            3 => Self::Stopped,
+            4 => Self::Paused,
+            _ => Self::Other,
+        }
+    }
 }
 
 /// How a task's process ended.
@@ -786,14 +811,4 @@ fn to_system_time(ts: prost_types::Timestamp) -> Option<SystemTime> {
     let secs = u64::try_from(ts.seconds).ok()?;
     let nanos = u32::try_from(ts.nanos).ok()?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
-}
-
-fn describe_transport_error(e: &containerd_client::tonic::transport::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }

@@ -8,7 +8,7 @@
 mod client;
 mod error;
 
-pub use client::{BlobInfo, Client, ContainerSpec, Lease, TaskExit, TaskIo};
+pub use client::{BlobInfo, Client, ContainerSpec, Lease, TaskExit, TaskIo, TaskStatus};
 pub use containerd_client::services::v1::snapshots::Info as SnapshotInfo;
 pub use containerd_client::services::v1::Container;
 pub use containerd_client::services::v1::Image;
@@ -23,8 +23,6 @@ pub mod labels {
     pub const CONTAINER: &str = "io.podctl.container";
     /// `init` or `main`.
     pub const ROLE: &str = "io.podctl.role";
-    /// Annotation that makes the runc v2 shim serve every container of a pod from one process.
-    pub const SHIM_GROUP: &str = "io.containerd.runc.v2.group";
     /// Keeps an object from gc while it is referenced only by a lease that might expire.
     pub const GC_EXPIRE: &str = "containerd.io/gc.expire";
     /// Prefix of the labels that make content reference other content.

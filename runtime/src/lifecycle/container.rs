@@ -10,11 +10,14 @@ use tokio::task::JoinHandle;
 
 use super::logs::{open_log, Fifos};
 use super::{Event, LifecycleError, Observer, PodContext};
-use crate::containerd::{labels, Client, ContainerSpec, ContainerdError, TaskExit, TaskIo};
+use crate::containerd::{
+    labels, Client, ContainerSpec, ContainerdError, TaskExit, TaskIo, TaskStatus,
+};
 use crate::image::ResolvedImage;
 use crate::status::{k8s_time, ContainerState, ContainerStatus, Role, Terminated};
 
-const SIGKILL: u32 = 9;
+use super::SIGKILL;
+
 const SIGTERM: u32 = 15;
 
 /// A container whose task exists (created, not started) or that failed to be created.
@@ -175,6 +178,11 @@ impl Prepared {
         }
     }
 
+    /// True when the task could not be created.
+    pub fn create_failed(&self) -> bool {
+        self.create_error.is_some()
+    }
+
     /// True when the task runs (started and not yet seen to exit).
     pub fn is_running(&self) -> bool {
         self.started_at.is_some() && self.exit.is_none()
@@ -212,7 +220,6 @@ impl Prepared {
             let code = exit.status as i32;
             ContainerState::Terminated(Terminated {
                 exit_code: code,
-                signal: (code > 128).then_some(code - 128),
                 reason: if code == 0 { "Completed" } else { "Error" }.into(),
                 message: None,
                 started_at: self.started_at.map(k8s_time),
@@ -222,7 +229,6 @@ impl Prepared {
         } else if let Some(msg) = &self.create_error {
             ContainerState::Terminated(Terminated {
                 exit_code: 128,
-                signal: None,
                 reason: "StartError".into(),
                 message: Some(msg.clone()),
                 started_at: None,
@@ -276,8 +282,7 @@ pub(crate) async fn remove(
     snapshotter: &str,
 ) -> Result<(), LifecycleError> {
     if let Some(status) = client.task_status(id).await? {
-        // 3 = stopped; anything else still holds processes.
-        if status != 3 {
+        if status != TaskStatus::Stopped {
             let _ = client.kill_task(id, SIGKILL, true).await;
             let wait = client.wait_task(id);
             let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;

@@ -76,6 +76,11 @@ impl Fifos {
     }
 }
 
+/// Longest line kept whole; a longer one is cut into partial (`P`) records of this size, as
+/// containerd's CRI logger does, so a container printing without newlines cannot make podctl
+/// hold its whole output in memory.
+const MAX_LINE: usize = 16 * 1024;
+
 async fn copy_lines(
     rx: pipe::Receiver,
     stream: Stream,
@@ -83,24 +88,42 @@ async fn copy_lines(
     log: Arc<Mutex<File>>,
     observer: Arc<dyn Observer>,
 ) {
-    let mut reader = BufReader::new(rx);
+    let mut reader = BufReader::with_capacity(MAX_LINE, rx);
     let mut line = Vec::with_capacity(256);
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let complete = line.last() == Some(&b'\n');
-        if complete {
-            line.pop();
-        }
-        write_cri_line(&log, stream, complete, &line);
+    let emit = |line: &[u8], complete: bool| {
+        write_cri_line(&log, stream, complete, line);
         observer.event(Event::Output {
             container: &container,
             stream,
-            line: &line,
+            line,
         });
+    };
+    while let Ok(buf) = reader.fill_buf().await {
+        if buf.is_empty() {
+            if !line.is_empty() {
+                emit(&line, false);
+            }
+            break;
+        }
+        let room = MAX_LINE - line.len();
+        let window = &buf[..buf.len().min(room)];
+        match window.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                line.extend_from_slice(&window[..end]);
+                reader.consume(end + 1);
+                emit(&line, true);
+                line.clear();
+            }
+            None => {
+                let n = window.len();
+                line.extend_from_slice(window);
+                reader.consume(n);
+                if line.len() >= MAX_LINE {
+                    emit(&line, false);
+                    line.clear();
+                }
+            }
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::containerd::{labels, Client, ContainerdError};
+use crate::containerd::{labels, Client, ContainerdError, TaskStatus};
 use crate::image::{self, ImageError, ResolvedImage};
 use crate::oci::{self, OciError};
 use crate::reference::{self, ReferenceError};
@@ -28,6 +28,9 @@ use crate::status::{ContainerState, ContainerStatus, Phase, PodStatus, Role, Wai
 use container::Prepared;
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// The kubelet never gives a container less (`minimumGracePeriodInSeconds`), even for
+/// `terminationGracePeriodSeconds: 0`.
+const MINIMUM_GRACE: Duration = Duration::from_secs(2);
 const SIGKILL: u32 = 9;
 
 /// Which standard stream a line came from.
@@ -93,6 +96,8 @@ pub enum LifecycleError {
         "pod {pod:?} already exists in namespace {namespace:?}: remove it with `podctl rm {pod}`"
     )]
     PodExists { pod: String, namespace: String },
+    #[error("{pod:?} is not a pod name: pod names are DNS-1123 labels (lower-case letters, digits and '-', at most 63)")]
+    BadPodName { pod: String },
     #[error("no pod {pod:?} in namespace {namespace:?}")]
     PodNotFound { pod: String, namespace: String },
     #[error("pod {pod:?} is still running: stop its `podctl run`, or force removal with `podctl rm -f {pod}`")]
@@ -107,8 +112,8 @@ pub enum LifecycleError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
-    #[error("container {container:?}: {source}")]
-    Oci { container: String, source: OciError },
+    #[error(transparent)]
+    Oci(#[from] OciError),
     #[error(transparent)]
     Containerd(#[from] ContainerdError),
     #[error("{}: {source}", path.display())]
@@ -155,26 +160,52 @@ pub(crate) struct PodContext {
 }
 
 impl PodContext {
+    /// The runtime spec of a container, its subPaths resolved (created if missing) now.
     fn spec_for(
         &self,
         container: &Container,
         image: &ResolvedImage,
         id: &str,
     ) -> Result<oci_spec::runtime::Spec, LifecycleError> {
-        let oci_err = |source| LifecycleError::Oci {
-            container: container.name.clone(),
-            source,
-        };
+        self.build_spec(container, image, id, true)
+    }
+
+    /// Builds every container's spec before any container runs, with subPaths left at their
+    /// volume roots: what cannot become a spec (an image user given by name, no command)
+    /// fails the pod before an init container has run. subPaths are resolved at each
+    /// container's turn, since an earlier init container may create them.
+    fn check_specs(
+        &self,
+        plan: &[(Container, Role)],
+        images: &HashMap<String, Arc<ResolvedImage>>,
+    ) -> Result<(), LifecycleError> {
+        for (c, _) in plan {
+            self.build_spec(c, &image_of(images, c), "check", false)?;
+        }
+        Ok(())
+    }
+
+    fn build_spec(
+        &self,
+        container: &Container,
+        image: &ResolvedImage,
+        id: &str,
+        resolve_sub_paths: bool,
+    ) -> Result<oci_spec::runtime::Spec, LifecycleError> {
         let mut mounts = Vec::new();
         for m in container.volume_mounts.iter().flatten() {
-            let source = self.sandbox.mount_source(m)?;
+            let source = if resolve_sub_paths {
+                self.sandbox.mount_source(m)?
+            } else {
+                self.sandbox.volume_path(&m.name, "")?
+            };
             mounts.push(oci::VolumeMountSource {
                 source,
                 destination: PathBuf::from(&m.mount_path),
                 read_only: m.read_only.unwrap_or(false),
             });
         }
-        oci::container_spec(&oci::ContainerInput {
+        Ok(oci::container_spec(&oci::ContainerInput {
             pod: &self.pod,
             container,
             image: &image.config,
@@ -182,8 +213,7 @@ impl PodContext {
             container_id: id,
             shim_group: &self.shim_group,
             mounts,
-        })
-        .map_err(oci_err)
+        })?)
     }
 }
 
@@ -359,21 +389,37 @@ async fn join_prepare(h: PrepareHandle) -> Result<Prepared, LifecycleError> {
     h.await.map_err(|e| LifecycleError::Join(e.to_string()))?
 }
 
-/// Whether a container's task may be created before its turn. runc resolves subPaths and
-/// creates a missing working directory at create time, so a container whose subPath or
-/// working directory lies in a volume an earlier init container may populate is created only
-/// when its turn comes, as the kubelet creates every container.
-fn may_prepare_early(c: &Container) -> bool {
+/// Whether a container's task may be created before its turn. runc resolves subPaths,
+/// creates missing mount points and the working directory, and checks that the executable
+/// exists, all at create time; so a container for which any of that happens inside a volume
+/// that an earlier init container may be filling is created only at its turn, as the kubelet
+/// creates every container. (An executable installed by an init container is caught by
+/// retrying a failed early create at the container's turn.)
+fn may_prepare_early(c: &Container, image: &ResolvedImage) -> bool {
     let mounts = c.volume_mounts.as_deref().unwrap_or_default();
+    let in_a_volume = |path: &str| {
+        mounts
+            .iter()
+            .any(|m| Path::new(path).starts_with(&m.mount_path))
+    };
     let sub_path = mounts
         .iter()
         .any(|m| m.sub_path.as_deref().is_some_and(|s| !s.is_empty()));
-    let work_dir_in_volume = c.working_dir.as_deref().is_some_and(|w| {
-        mounts
-            .iter()
-            .any(|m| Path::new(w).starts_with(&m.mount_path))
+    let nested_mount = mounts.iter().any(|inner| {
+        mounts.iter().any(|outer| {
+            !std::ptr::eq(inner, outer)
+                && Path::new(&inner.mount_path).starts_with(&outer.mount_path)
+        })
     });
-    !sub_path && !work_dir_in_volume
+    let image_work_dir = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|cfg| cfg.working_dir().clone())
+        .unwrap_or_default();
+    let work_dir = c.working_dir.as_deref().unwrap_or(&image_work_dir);
+    let work_dir_in_volume = !work_dir.is_empty() && in_a_volume(work_dir);
+    !(sub_path || nested_mount || work_dir_in_volume)
 }
 
 fn waiting(reason: &str) -> ContainerState {
@@ -430,7 +476,7 @@ impl<'a> Pipeline<'a> {
             Prepared::create(self.ctx, c, *role, &image_of(self.images, c), self.observer).await?;
         self.ready[0] = Some(first);
         for (i, (c, role)) in self.plan.iter().enumerate().skip(1) {
-            if may_prepare_early(c) {
+            if may_prepare_early(c, &image_of(self.images, c)) {
                 self.handles[i] = Some(spawn_prepare(
                     self.ctx,
                     self.images,
@@ -444,13 +490,18 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Container `i`, prepared: from the pipeline, or created now when it had to wait for
-    /// its turn.
+    /// its turn. A task that could not be created ahead is created once more now: what it
+    /// lacked (typically its executable) may be what the init containers just installed.
     async fn take(&mut self, i: usize) -> Result<Prepared, LifecycleError> {
         if let Some(p) = self.ready[i].take() {
             return Ok(p);
         }
         if let Some(h) = self.handles[i].take() {
-            return join_prepare(h).await;
+            let early = join_prepare(h).await?;
+            if !early.create_failed() {
+                return Ok(early);
+            }
+            early.remove(&self.ctx.client).await?;
         }
         let (c, role) = &self.plan[i];
         Prepared::create(self.ctx, c, *role, &image_of(self.images, c), self.observer).await
@@ -558,10 +609,12 @@ async fn drive(
         .termination_grace_period_seconds
         .and_then(|s| u64::try_from(s).ok())
         .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_GRACE);
+        .unwrap_or(DEFAULT_GRACE)
+        .max(MINIMUM_GRACE);
     let ctx = pipeline.ctx;
     let client = &ctx.client;
     let observer = pipeline.observer.clone();
+    ctx.check_specs(&pipeline.plan, pipeline.images)?;
     pipeline.prepare_ahead().await?;
 
     let mut init_statuses = Vec::new();
@@ -590,8 +643,11 @@ async fn drive(
         for i in inits.len()..inits.len() + mains.len() {
             running.push(pipeline.take(i).await?);
         }
-        for p in running.iter_mut() {
-            p.start(client, observer.as_ref()).await;
+        // A stop asked for while they were being created: none of them starts.
+        if *stop.borrow() == StopRequest::None {
+            for p in running.iter_mut() {
+                p.start(client, observer.as_ref()).await;
+            }
         }
         teardown.release();
         stopped = supervise(client, &mut running, stop, grace).await? || stopped;
@@ -698,13 +754,14 @@ async fn finish(
         remove_objects(&ctx.client, &ctx.pod_name).await?;
         return destroy_sandbox(ctx.pod_dir.clone()).await;
     }
-    let path = ctx.pod_dir.join("status.json");
-    let json = serde_json::to_vec_pretty(status).map_err(LifecycleError::Encode)?;
-    std::fs::write(&path, json).map_err(|source| LifecycleError::Io { path, source })?;
+    // Namespaces and mounts go first, so a failure to write the status cannot keep them.
     let dir = ctx.pod_dir.clone();
     tokio::task::spawn_blocking(move || Sandbox::release(&dir))
         .await
         .map_err(|e| LifecycleError::Join(e.to_string()))??;
+    let path = ctx.pod_dir.join("status.json");
+    let json = serde_json::to_vec_pretty(status).map_err(LifecycleError::Encode)?;
+    std::fs::write(&path, json).map_err(|source| LifecycleError::Io { path, source })?;
     Ok(())
 }
 
@@ -712,7 +769,7 @@ async fn pod_containers(
     client: &Client,
     pod: &str,
 ) -> Result<Vec<crate::containerd::Container>, LifecycleError> {
-    let filter = format!("labels.\"{}\"=={}", labels::POD, pod);
+    let filter = format!("labels.\"{}\"==\"{}\"", labels::POD, pod);
     Ok(client.list_containers(&filter).await?)
 }
 
@@ -736,6 +793,11 @@ pub async fn remove(
     pod: &str,
     force: bool,
 ) -> Result<(), LifecycleError> {
+    if !crate::manifest::is_dns_label(pod) {
+        return Err(LifecycleError::BadPodName {
+            pod: pod.to_string(),
+        });
+    }
     let dir = pod_dir(root, client.namespace(), pod);
     let containers = pod_containers(client, pod).await?;
     if containers.is_empty() && !dir.exists() {
@@ -746,7 +808,7 @@ pub async fn remove(
     }
     if !force {
         for c in &containers {
-            if matches!(client.task_status(&c.id).await?, Some(s) if s != 3) {
+            if matches!(client.task_status(&c.id).await?, Some(s) if s != TaskStatus::Stopped) {
                 return Err(LifecycleError::PodRunning {
                     pod: pod.to_string(),
                 });
@@ -781,25 +843,47 @@ mod tests {
         }
     }
 
+    fn image(working_dir: Option<&str>) -> ResolvedImage {
+        let config = oci_spec::image::ConfigBuilder::default()
+            .working_dir(working_dir.unwrap_or_default().to_string())
+            .build()
+            .unwrap();
+        ResolvedImage {
+            name: "busybox".into(),
+            config: oci_spec::image::ImageConfigurationBuilder::default()
+                .config(config)
+                .build()
+                .unwrap(),
+            chain_id: String::new(),
+            snapshotter: "overlayfs".into(),
+        }
+    }
+
     #[test]
     fn containers_waiting_on_init_output_are_created_in_turn() {
-        assert!(may_prepare_early(&container(None, &[("/data", None)])));
-        assert!(may_prepare_early(&container(
-            Some("/app"),
-            &[("/data", None)]
-        )));
-        assert!(may_prepare_early(&container(None, &[("/data", Some(""))])));
-        assert!(!may_prepare_early(&container(
+        let plain = image(None);
+        let early = |c: Container| may_prepare_early(&c, &plain);
+        assert!(early(container(None, &[("/data", None)])));
+        assert!(early(container(Some("/app"), &[("/data", None)])));
+        assert!(early(container(None, &[("/data", Some(""))])));
+        assert!(early(container(Some("/database"), &[("/data", None)])));
+        assert!(early(container(None, &[("/data", None), ("/cache", None)])));
+        // subPath, working dir in a volume, a mount point inside another volume.
+        assert!(!early(container(None, &[("/data", Some("conf"))])));
+        assert!(!early(container(Some("/data/run"), &[("/data", None)])));
+        assert!(!early(container(
             None,
-            &[("/data", Some("conf"))]
+            &[("/work", None), ("/work/cache", None)]
         )));
-        assert!(!may_prepare_early(&container(
-            Some("/data/run"),
-            &[("/data", None)]
-        )));
-        assert!(may_prepare_early(&container(
-            Some("/database"),
-            &[("/data", None)]
-        )));
+        // The image's working directory counts when the container sets none.
+        let workdir_image = image(Some("/data/app"));
+        assert!(!may_prepare_early(
+            &container(None, &[("/data", None)]),
+            &workdir_image
+        ));
+        assert!(may_prepare_early(
+            &container(Some("/"), &[("/data", None)]),
+            &workdir_image
+        ));
     }
 }

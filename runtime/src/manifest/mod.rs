@@ -78,3 +78,8 @@ pub fn load_valid(path: &Path) -> Result<Pod, ManifestError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `name` is a DNS-1123 label, the form of pod and container names podctl accepts.
+pub fn is_dns_label(name: &str) -> bool {
+    validate::dns1123_label(name).is_empty()
+}

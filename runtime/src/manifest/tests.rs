@@ -203,9 +203,76 @@ fn kubernetes_rules() {
             &["spec.containers[1].name: Duplicate value: \"app\""],
         ),
         (
-            "duplicate name across init and regular, reported on the later",
+            "duplicate name across init and regular, reported on the init container",
             |p| spec(p).init_containers = Some(vec![container("app")]),
-            &["spec.containers[0].name: Duplicate value: \"app\""],
+            &["spec.initContainers[0].name: Duplicate value: \"app\""],
+        ),
+        (
+            "init container clashing with a later regular container",
+            |p| {
+                spec(p).containers.push(container("side"));
+                spec(p).init_containers = Some(vec![container("setup"), container("side")]);
+            },
+            &["spec.initContainers[1].name: Duplicate value: \"side\""],
+        ),
+        (
+            "duplicate init container name, reported on the later init container",
+            |p| spec(p).init_containers = Some(vec![container("setup"), container("setup")]),
+            &["spec.initContainers[1].name: Duplicate value: \"setup\""],
+        ),
+        (
+            "duplicates of both kinds, each reported once",
+            |p| {
+                spec(p).containers.push(container("app"));
+                spec(p).init_containers = Some(vec![container("app"), container("app")]);
+            },
+            &[
+                "spec.initContainers[0].name: Duplicate value: \"app\"",
+                "spec.initContainers[1].name: Duplicate value: \"app\"",
+                "spec.containers[1].name: Duplicate value: \"app\"",
+            ],
+        ),
+        (
+            "image reference malformed",
+            |p| app(p).image = Some("Busybox@@".into()),
+            &["spec.containers[0].image: Invalid value: \"Busybox@@\": bad digest \"@\" (expected sha256:<64 lowercase hex> or sha512:<128 lowercase hex>)"],
+        ),
+        (
+            "image reference not lowercase, on an init container",
+            |p| {
+                let mut c = container("setup");
+                c.image = Some("Busybox:1.36".into());
+                spec(p).init_containers = Some(vec![c]);
+            },
+            &["spec.initContainers[0].image: Invalid value: \"Busybox:1.36\": repository name must be lowercase"],
+        ),
+        (
+            "image reference with inner whitespace",
+            |p| app(p).image = Some("busy box".into()),
+            &["spec.containers[0].image: Invalid value: \"busy box\": contains whitespace"],
+        ),
+        (
+            "image reference with a bad tag",
+            |p| app(p).image = Some("busybox:-1".into()),
+            &["spec.containers[0].image: Invalid value: \"busybox:-1\": bad tag \"-1\" (letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-')"],
+        ),
+        (
+            "image with surrounding whitespace is reported once",
+            |p| app(p).image = Some(" busybox".into()),
+            &["spec.containers[0].image: Invalid value: \" busybox\": must not have leading or trailing whitespace"],
+        ),
+        (
+            "image references of every valid shape are accepted",
+            |p| {
+                app(p).image = Some("localhost:5000/team/app:v1.2".into());
+                let mut c = container("pinned");
+                c.image = Some(format!("registry.example.com/app@sha256:{}", "a".repeat(64)));
+                spec(p).containers.push(c);
+                let mut c = container("setup");
+                c.image = Some("index.docker.io/library/busybox:1.36".into());
+                spec(p).init_containers = Some(vec![c]);
+            },
+            &[],
         ),
         (
             "bad pod restartPolicy",
@@ -352,6 +419,32 @@ fn kubernetes_rules() {
                 ..Default::default()
             }),
             &["spec.volumes[0].emptyDir.sizeLimit: Invalid value: \"1GB\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"],
+        ),
+        (
+            "emptyDir sizeLimit on disk",
+            |p| volumes(p)[0].empty_dir = Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("1Gi".into())),
+                ..Default::default()
+            }),
+            &["spec.volumes[0].emptyDir.sizeLimit: Forbidden: not supported by podctl yet for a disk-backed emptyDir (only with medium: Memory, where it sizes the tmpfs)"],
+        ),
+        (
+            "emptyDir sizeLimit with the empty (disk) medium",
+            |p| volumes(p)[0].empty_dir = Some(EmptyDirVolumeSource {
+                medium: Some(String::new()),
+                size_limit: Some(Quantity("1Gi".into())),
+                ..Default::default()
+            }),
+            &["spec.volumes[0].emptyDir.sizeLimit: Forbidden: not supported by podctl yet for a disk-backed emptyDir (only with medium: Memory, where it sizes the tmpfs)"],
+        ),
+        (
+            "emptyDir sizeLimit in memory",
+            |p| volumes(p)[0].empty_dir = Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                size_limit: Some(Quantity("64Mi".into())),
+                ..Default::default()
+            }),
+            &[],
         ),
         (
             "emptyDir negative sizeLimit",
@@ -690,9 +783,9 @@ spec:
         "The Pod \"Web\" is invalid:\n\
          * metadata.name: Invalid value: \"Web\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')\n\
          * spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always\n\
+         * spec.initContainers[0].name: Duplicate value: \"app\"\n\
          * spec.containers[0].image: Required value\n\
          * spec.containers[0].volumeMounts[0].name: Not found: \"cache\"\n\
-         * spec.containers[0].name: Duplicate value: \"app\"\n\
          * spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
     );
 }

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 use super::error::FieldError;
 use super::quantity::{quantity_bytes, QuantityError};
 use super::Pod;
+use crate::reference::ReferenceError;
 
 const DNS1123_LABEL_FMT: &str = "a lowercase RFC 1123 label must consist of lower case \
     alphanumeric characters or '-', and must start and end with an alphanumeric character \
@@ -135,14 +136,22 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
         }
     }
 
-    let mut container_names = HashSet::new();
+    // As `validateInitContainers` does, an init container's name is checked against every
+    // regular container too, so a clash between the two kinds is reported on the init one.
+    let mut init_names: HashSet<&str> = spec
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .filter(|n| !n.is_empty())
+        .collect();
     let init = spec.init_containers.as_deref().unwrap_or_default();
     for (i, c) in init.iter().enumerate() {
         let path = format!("spec.initContainers[{i}]");
         container(v, &path, c, &volume_names);
         init_container(v, &path, c);
-        unique_name(v, &path, c, &mut container_names);
+        unique_name(v, &path, c, &mut init_names);
     }
+    let mut container_names = HashSet::new();
     if spec.containers.is_empty() {
         v.push("spec.containers", "Required value");
     }
@@ -200,6 +209,9 @@ fn container(v: &mut Errors, path: &str, c: &Container, volumes: &HashSet<&str>)
             image,
             "must not have leading or trailing whitespace",
         );
+    } else if let Err(e) = crate::reference::normalize(image) {
+        // `podctl run` would refuse it when pulling or looking the image up: say it now.
+        v.invalid(format!("{path}.image"), image, &reference_reason(image, &e));
     }
 
     v.one_of(
@@ -236,6 +248,17 @@ fn container(v: &mut Errors, path: &str, c: &Container, volumes: &HashSet<&str>)
             volumes,
             &mut mount_paths,
         );
+    }
+}
+
+/// The reason of a [`ReferenceError`] without its `invalid image reference "<ref>": ` lead,
+/// which the field error already says as `Invalid value: "<ref>": `.
+fn reference_reason(image: &str, e: &ReferenceError) -> String {
+    let text = e.to_string();
+    let lead = format!("invalid image reference {image:?}: ");
+    match text.strip_prefix(&lead) {
+        Some(reason) => reason.to_owned(),
+        None => text,
     }
 }
 
@@ -375,7 +398,18 @@ fn empty_dir(v: &mut Errors, path: &str, e: &EmptyDirVolumeSource) {
     }
     if let Some(q) = &e.size_limit {
         let detail = match quantity_bytes(q) {
-            Ok(_) => return,
+            Ok(_) => {
+                // Kubernetes enforces it on a disk-backed emptyDir by evicting the pod;
+                // podctl has no such monitor, and a tmpfs is the only size it can set.
+                if matches!(e.medium.as_deref(), None | Some("")) {
+                    v.push(
+                        format!("{path}.sizeLimit"),
+                        "Forbidden: not supported by podctl yet for a disk-backed emptyDir \
+                         (only with medium: Memory, where it sizes the tmpfs)",
+                    );
+                }
+                return;
+            }
             Err(QuantityError::TooLarge) => "must be less than 16Ei".to_owned(),
             Err(err) => err.to_string(),
         };
