@@ -489,3 +489,18 @@ async fn multi_platform_layout_picks_the_host() {
     assert_eq!(image::list(&env.client).await.unwrap().len(), 1);
     assert_no_leaks(&env.client, None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_import_records_nothing() {
+    let env = env("cancel").await;
+    let tar = busybox_image_tar(env.dir.path(), BUSYBOX, false);
+    let opts = opts(None);
+    opts.cancel.cancel();
+    let err = image::import(&env.client, &tar, &opts).await.unwrap_err();
+    assert!(
+        matches!(err, ImageError::Cancelled { .. }),
+        "expected Cancelled, got {err:?}"
+    );
+    assert_empty(&env.client).await;
+    assert_no_leaks(&env.client, None).await;
+}

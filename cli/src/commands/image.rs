@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use podctl_runtime::image::{self, ImportOptions, ImportStep, Progress};
+use podctl_runtime::image::{self, ImageError, ImportOptions, ImportStep, Progress};
 use podctl_runtime::reference;
 
 use crate::output::{print_data, table};
@@ -54,8 +54,26 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<u8> {
                 } else {
                     Progress::new(show_step)
                 },
+                ..Default::default()
             };
-            let imported = image::import(&client, &file, &opts).await?;
+            let cancel = opts.cancel.clone();
+            let interrupted = tokio::spawn(async move {
+                super::wait_for_stop_signal().await;
+                eprintln!("podctl: interrupted: removing what the import wrote");
+                cancel.cancel();
+            });
+            let result = image::import(&client, &file, &opts).await;
+            interrupted.abort();
+            let imported = match result {
+                Err(e @ ImageError::Cancelled { .. }) => {
+                    return Err(crate::Exit {
+                        code: super::EXIT_INTERRUPTED,
+                        error: e.into(),
+                    }
+                    .into())
+                }
+                other => other?,
+            };
             match output {
                 Format::Table => {
                     for i in &imported {

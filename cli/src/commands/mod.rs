@@ -12,6 +12,25 @@ use crate::{Cli, Command, Exit, Global};
 /// Exit code for input podctl refuses (manifest, reference, arguments).
 pub const EXIT_INVALID: u8 = 2;
 
+/// Exit code of a command interrupted by SIGINT or SIGTERM (the shell's 128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Runs the chosen command; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;

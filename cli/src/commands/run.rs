@@ -37,7 +37,7 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let client = super::connect(g).await.map_err(run_failed)?;
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
     tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        super::wait_for_stop_signal().await;
         eprintln!(
             "podctl: stopping the pod (the stop signal, then SIGKILL after the grace period; \
              interrupt again to kill at once)"
@@ -47,7 +47,7 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         // can arrive twice in a moment, and must not count as the second one.
         let first = std::time::Instant::now();
         loop {
-            wait_for_stop_signal().await;
+            super::wait_for_stop_signal().await;
             if first.elapsed() >= SECOND_SIGNAL_AFTER {
                 break;
             }
@@ -83,21 +83,6 @@ fn run_failed(error: anyhow::Error) -> anyhow::Error {
         error,
     }
     .into()
-}
-
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 fn render_status(status: &PodStatus) -> String {

@@ -57,6 +57,8 @@ pub(crate) struct Archive {
     /// Blobs in write order (children before the documents referencing them), each once.
     pub blobs: Vec<PlannedBlob>,
     pub images: Vec<PlannedImage>,
+    /// The tarball, for errors.
+    pub file: PathBuf,
     /// Kept for its `Drop`, which removes the extracted files.
     _dir: tempfile::TempDir,
 }
@@ -66,6 +68,7 @@ pub(crate) fn read(
     file: &Path,
     name: Option<&str>,
     snapshotter: &str,
+    cancel: &super::Cancel,
 ) -> Result<Archive, ImageError> {
     let dir = tempfile::Builder::new()
         .prefix("podctl-import-")
@@ -75,7 +78,7 @@ pub(crate) fn read(
             path: file.to_path_buf(),
             source,
         })?;
-    extract(file, dir.path())?;
+    extract(file, dir.path(), cancel)?;
     let root = dir.path().canonicalize().map_err(|source| ImageError::Io {
         action: "resolving",
         path: dir.path().to_path_buf(),
@@ -115,13 +118,14 @@ pub(crate) fn read(
     Ok(Archive {
         blobs,
         images,
+        file: file.to_path_buf(),
         _dir: dir,
     })
 }
 
 /// Unpacks the tarball (plain or gzip, sniffed) into `dir`. Only files, directories and links
 /// are extracted, and never outside `dir`: an archive is untrusted input.
-fn extract(file: &Path, dir: &Path) -> Result<(), ImageError> {
+fn extract(file: &Path, dir: &Path, cancel: &super::Cancel) -> Result<(), ImageError> {
     let archive_err = |what: &str, source| ImageError::Archive {
         file: file.to_path_buf(),
         what: what.to_string(),
@@ -146,6 +150,11 @@ fn extract(file: &Path, dir: &Path) -> Result<(), ImageError> {
         .entries()
         .map_err(|e| archive_err("reading its entries", e))?;
     for entry in entries {
+        if cancel.is_cancelled() {
+            return Err(ImageError::Cancelled {
+                file: file.to_path_buf(),
+            });
+        }
         let mut entry = entry.map_err(|e| archive_err("reading an entry", e))?;
         use tar::EntryType as T;
         match entry.header().entry_type() {
@@ -837,7 +846,13 @@ mod tests {
         b.finish().unwrap();
         drop(b);
 
-        let err = read(&tar_path, None, "overlayfs").unwrap_err();
+        let err = read(
+            &tar_path,
+            None,
+            "overlayfs",
+            &super::super::Cancel::default(),
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, ImageError::MissingBlob { digest, .. } if digest == "l/layer.tar"),
             "{err:?}"

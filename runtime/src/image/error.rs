@@ -9,6 +9,9 @@ use crate::reference::ReferenceError;
 /// failures keep the [`ContainerdError`] as their `source()` and say what podctl was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// The import was interrupted on request; what it had written is gone.
+    #[error("import of {} interrupted; nothing was recorded", file.display())]
+    Cancelled { file: PathBuf },
     /// The image record does not exist in the namespace.
     #[error(
         "image \"{reference}\" not found in containerd namespace \"{namespace}\": \

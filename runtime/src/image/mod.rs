@@ -40,6 +40,25 @@ pub struct ImportOptions {
     pub snapshotter: String,
     /// Told about each step, for a progress display.
     pub progress: Progress,
+    /// Set from elsewhere (a signal handler) to stop the import at its next step; it then
+    /// unwinds like a failure, leaving nothing behind.
+    pub cancel: Cancel,
+}
+
+/// A flag that asks a long operation to stop and clean up.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// Asks the operation to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Default for ImportOptions {
@@ -48,6 +67,7 @@ impl Default for ImportOptions {
             name: None,
             snapshotter: DEFAULT_SNAPSHOTTER.to_string(),
             progress: Progress::default(),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -152,8 +172,9 @@ pub async fn import(
         let file = tarball.to_path_buf();
         let name = opts.name.clone();
         let snapshotter = opts.snapshotter.clone();
+        let cancel = opts.cancel.clone();
         run_blocking(tarball, move || {
-            archive::read(&file, name.as_deref(), &snapshotter)
+            archive::read(&file, name.as_deref(), &snapshotter, &cancel)
         })
         .await?
     };
@@ -189,7 +210,17 @@ async fn write_and_record(
     lease: &Lease,
 ) -> Result<Vec<ImportedImage>, ImageError> {
     let snapshotter = opts.snapshotter.as_str();
+    let check = || {
+        if opts.cancel.is_cancelled() {
+            Err(ImageError::Cancelled {
+                file: archive.file.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    };
     for blob in &archive.blobs {
+        check()?;
         let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &blob.source {
             archive::BlobSource::File(path) => Box::new(
                 tokio::fs::File::open(path)
@@ -224,6 +255,7 @@ async fn write_and_record(
 
     let mut imported = Vec::new();
     for image in &archive.images {
+        check()?;
         unpack::unpack(client, &image.names[0], snapshotter, &image.layers, lease).await?;
         opts.progress.report(ImportStep::Unpacked {
             image: &image.names[0],
