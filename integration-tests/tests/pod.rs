@@ -229,6 +229,17 @@ async fn failed_init_container_fails_the_pod_and_main_never_runs() {
     assert!(volume.is_dir());
     assert!(!volume.join("after-ran").exists());
     assert!(!volume.join("main-ran").exists());
+    // Containers that never ran leave no record behind; those that ran stay until `podctl rm`.
+    let mut kept: Vec<String> = f
+        .client
+        .list_containers("")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.labels[podctl_runtime::containerd::labels::CONTAINER].clone())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["broken", "ok"]);
     let log = std::fs::read_to_string(f.pods_dir().join("initfail/logs/broken/0.log")).unwrap();
     assert!(log.contains(" stderr F giving up"), "{log}");
     let rm = f.podctl(&["rm", "initfail"], None);

@@ -178,6 +178,11 @@ impl Prepared {
         }
     }
 
+    /// True when the container's process was started (whatever happened next).
+    pub fn ran(&self) -> bool {
+        self.started_at.is_some()
+    }
+
     /// True when the task could not be created.
     pub fn create_failed(&self) -> bool {
         self.create_error.is_some()

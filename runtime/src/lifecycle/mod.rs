@@ -93,7 +93,8 @@ pub trait Observer: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     #[error(
-        "pod {pod:?} already exists in namespace {namespace:?}: remove it with `podctl rm {pod}`"
+        "pod {pod:?} already exists in namespace {namespace:?}: remove it with `podctl rm {pod}` \
+         (`podctl rm -f {pod}` while it still runs)"
     )]
     PodExists { pod: String, namespace: String },
     #[error("{pod:?} is not a pod name: pod names are DNS-1123 labels (lower-case letters, digits and '-', at most 63)")]
@@ -543,9 +544,11 @@ impl Teardown<'_> {
         }
     }
 
+    /// Deletes a container's task, and its snapshot and record too when the pod is removed
+    /// at the end or the container never ran (nothing of it is worth keeping).
     fn delete(&mut self, mut p: Prepared) {
         let client = self.client.clone();
-        let remove = self.remove;
+        let remove = self.remove || !p.ran();
         self.background.push(tokio::spawn(async move {
             let result = match p.delete_task(&client).await {
                 Ok(()) if remove => p.remove(&client).await,
