@@ -204,6 +204,7 @@ impl Prepared {
         let exit = wait
             .await
             .map_err(|e| LifecycleError::Join(e.to_string()))??;
+        tracing::debug!(container = %self.name, status = exit.status, "exited");
         self.exit = Some(exit);
         self.wait = None;
         if let Some(pumps) = self.pumps.take() {
