@@ -87,6 +87,24 @@ impl Fixture {
         self.podctl(&["run", "--rm", "-"], Some(manifest))
     }
 
+    /// Waits until the log of `container` in `pod` holds `text` (the pod is running).
+    fn wait_for_log(&self, pod: &str, container: &str, text: &str) {
+        let log = self
+            .pods_dir()
+            .join(pod)
+            .join("logs")
+            .join(container)
+            .join("0.log");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text)) {
+            assert!(
+                Instant::now() < deadline,
+                "{pod}/{container} never logged {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn pods_dir(&self) -> PathBuf {
         self.root.path().join(&self.namespace).join("pods")
     }
@@ -582,13 +600,7 @@ async fn sigterm_stops_the_pod_within_its_grace_period() {
 "#,
     );
     let child = f.spawn(&["run", "--rm", "-o", "json", "-"], Some(&manifest));
-    // Wait until the containers run: the log of `polite` says ready.
-    let log = f.pods_dir().join("stop/logs/polite/0.log");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("ready")) {
-        assert!(Instant::now() < deadline, "the pod never became ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    f.wait_for_log("stop", "polite", "ready");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -764,12 +776,7 @@ async fn a_second_signal_kills_without_waiting_for_the_grace_period() {
         "  terminationGracePeriodSeconds: 600\n  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"echo ready; sleep 1000\"]\n",
     );
     let mut child = f.spawn(&["run", "--rm", "-"], Some(&manifest));
-    let log = f.pods_dir().join("kill/logs/main/0.log");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("ready")) {
-        assert!(Instant::now() < deadline, "the pod never became ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    f.wait_for_log("kill", "main", "ready");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     std::thread::sleep(Duration::from_millis(1000));
