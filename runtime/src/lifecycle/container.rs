@@ -269,14 +269,10 @@ impl Prepared {
         tracing::debug!(container = %self.name, "task deleted");
         Ok(())
     }
-}
 
-impl Prepared {
     /// Removes the rootfs snapshot and the record of a container whose task is gone.
     pub async fn remove(&self, client: &Client) -> Result<(), LifecycleError> {
-        client.remove_snapshot(&self.snapshotter, &self.id).await?;
-        client.delete_container(&self.id).await?;
-        Ok(())
+        remove_rootfs_and_record(client, &self.id, &self.snapshotter).await
     }
 }
 
@@ -295,6 +291,15 @@ pub(crate) async fn remove(
         }
         client.delete_task(id).await?;
     }
+    remove_rootfs_and_record(client, id, snapshotter).await
+}
+
+/// The snapshot goes before the record: once the record is gone, nothing names the snapshot.
+async fn remove_rootfs_and_record(
+    client: &Client,
+    id: &str,
+    snapshotter: &str,
+) -> Result<(), LifecycleError> {
     client.remove_snapshot(snapshotter, id).await?;
     client.delete_container(id).await?;
     Ok(())

@@ -175,13 +175,9 @@ impl PodContext {
     /// volume roots: what cannot become a spec (an image user given by name, no command)
     /// fails the pod before an init container has run. subPaths are resolved at each
     /// container's turn, since an earlier init container may create them.
-    fn check_specs(
-        &self,
-        plan: &[(Container, Role)],
-        images: &HashMap<String, Arc<ResolvedImage>>,
-    ) -> Result<(), LifecycleError> {
-        for (c, _) in plan {
-            self.build_spec(c, &image_of(images, c), "check", false)?;
+    fn check_specs(&self, plan: &[Step]) -> Result<(), LifecycleError> {
+        for step in plan {
+            self.build_spec(&step.container, &step.image, "check", false)?;
         }
         Ok(())
     }
@@ -219,7 +215,8 @@ impl PodContext {
 }
 
 /// Runs a validated pod to its end: init containers in order (each must exit 0), then all
-/// main containers, until they exit or `stop` asks otherwise (see [`StopRequest`]). Returns the pod's final status. On an error, everything created is removed.
+/// main containers, until they exit or `stop` asks otherwise (see [`StopRequest`]). Returns
+/// the pod's final status. On an error, everything created is removed.
 pub async fn run(
     client: &Client,
     pod: Pod,
@@ -239,7 +236,7 @@ pub async fn run(
     }
 
     tracing::debug!(pod = %name, "resolving images, creating the sandbox");
-    let images = resolve_images(client, &pod, &opts.snapshotter);
+    let plan = plan_containers(client, &pod, &opts.snapshotter);
     let sandbox = {
         let dir = dir.clone();
         let pod = pod.clone();
@@ -250,11 +247,11 @@ pub async fn run(
             })
         })
     };
-    let (images, sandbox) = tokio::join!(images, sandbox);
+    let (plan, sandbox) = tokio::join!(plan, sandbox);
     tracing::debug!(pod = %name, "images resolved, sandbox created");
     let sandbox = sandbox.map_err(|e| LifecycleError::Join(e.to_string()))?;
-    let (images, sandbox) = match (images, sandbox) {
-        (Ok(i), Ok(s)) => (i, s),
+    let (plan, sandbox) = match (plan, sandbox) {
+        (Ok(p), Ok(s)) => (p, s),
         (Err(e), Ok(_)) => return Err(with_cleanup(e, destroy_sandbox(dir).await)),
         (_, Err(SandboxError::AlreadyExists { .. })) => return Err(exists()),
         (Err(e), Err(_)) => return Err(e),
@@ -285,9 +282,8 @@ pub async fn run(
         shim_group: format!("{namespace}.{name}.{:016x}", rand::random::<u64>()),
         pod,
     });
-    let images = Arc::new(images);
 
-    match run_containers(&ctx, &images, &observer, &mut stop, opts.remove).await {
+    match run_containers(&ctx, plan, &observer, &mut stop, opts.remove).await {
         Ok(status) => {
             let finished = finish(&ctx, &status, opts.remove).await;
             tracing::debug!(pod = %name, "finished");
@@ -321,67 +317,72 @@ async fn destroy_sandbox(dir: PathBuf) -> Result<(), LifecycleError> {
         .map_err(Into::into)
 }
 
-/// Resolves every distinct image of the pod at once; a missing one fails before anything is
-/// created.
-async fn resolve_images(
+/// One container of the pod, in start order, with its resolved image.
+struct Step {
+    container: Container,
+    role: Role,
+    image: Arc<ResolvedImage>,
+}
+
+/// The pod's containers in start order (init, then main), each distinct image resolved once
+/// and all at once; a missing image fails before anything is created.
+async fn plan_containers(
     client: &Client,
     pod: &Pod,
     snapshotter: &str,
-) -> Result<HashMap<String, Arc<ResolvedImage>>, LifecycleError> {
-    let mut names = BTreeSet::new();
-    for (field, list) in containers_by_field(pod) {
+) -> Result<Vec<Step>, LifecycleError> {
+    let spec = pod.spec.as_ref();
+    let inits = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    let mains = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    let mut names = Vec::new();
+    for (field, role, list) in [
+        ("initContainers", Role::Init, inits),
+        ("containers", Role::Main, mains),
+    ] {
         for (index, c) in list.iter().enumerate() {
             let raw = c.image.as_deref().unwrap_or_default();
-            let normalized =
-                reference::normalize(raw).map_err(|source| LifecycleError::Reference {
-                    field,
-                    index,
-                    source,
-                })?;
-            names.insert(normalized);
+            let name = reference::normalize(raw).map_err(|source| LifecycleError::Reference {
+                field,
+                index,
+                source,
+            })?;
+            names.push((c, role, name));
         }
     }
-    let resolved = join_all(names.iter().map(|n| image::resolve(client, n, snapshotter))).await;
-    let mut out = HashMap::new();
-    for (name, r) in names.into_iter().zip(resolved) {
-        out.insert(name, Arc::new(r?));
+    let distinct: BTreeSet<&str> = names.iter().map(|(_, _, n)| n.as_str()).collect();
+    let resolved = join_all(
+        distinct
+            .iter()
+            .map(|n| image::resolve(client, n, snapshotter)),
+    )
+    .await;
+    let mut images = HashMap::new();
+    for (name, r) in distinct.into_iter().zip(resolved) {
+        images.insert(name, Arc::new(r?));
     }
-    Ok(out)
-}
-
-fn containers_by_field(pod: &Pod) -> [(&'static str, &[Container]); 2] {
-    let spec = pod.spec.as_ref();
-    [
-        (
-            "initContainers",
-            spec.and_then(|s| s.init_containers.as_deref())
-                .unwrap_or_default(),
-        ),
-        (
-            "containers",
-            spec.map(|s| s.containers.as_slice()).unwrap_or_default(),
-        ),
-    ]
-}
-
-fn image_of(images: &HashMap<String, Arc<ResolvedImage>>, c: &Container) -> Arc<ResolvedImage> {
-    let normalized =
-        reference::normalize(c.image.as_deref().unwrap_or_default()).unwrap_or_default();
-    images[&normalized].clone()
+    Ok(names
+        .iter()
+        .map(|(c, role, name)| Step {
+            container: (*c).clone(),
+            role: *role,
+            image: images[name.as_str()].clone(),
+        })
+        .collect())
 }
 
 type PrepareHandle = JoinHandle<Result<Prepared, LifecycleError>>;
 
 fn spawn_prepare(
     ctx: &Arc<PodContext>,
-    images: &HashMap<String, Arc<ResolvedImage>>,
-    container: &Container,
-    role: Role,
+    step: &Step,
     observer: &Arc<dyn Observer>,
 ) -> PrepareHandle {
     let ctx = ctx.clone();
-    let image = image_of(images, container);
-    let container = container.clone();
+    let image = step.image.clone();
+    let container = step.container.clone();
+    let role = step.role;
     let observer = observer.clone();
     tokio::spawn(async move { Prepared::create(&ctx, &container, role, &image, &observer).await })
 }
@@ -442,24 +443,17 @@ fn never_ran(c: &Container, role: Role) -> ContainerStatus {
 /// The containers of a pod in start order, with what has been prepared of them so far.
 struct Pipeline<'a> {
     ctx: &'a Arc<PodContext>,
-    images: &'a HashMap<String, Arc<ResolvedImage>>,
     observer: &'a Arc<dyn Observer>,
-    plan: Vec<(Container, Role)>,
+    plan: Vec<Step>,
     handles: Vec<Option<PrepareHandle>>,
     ready: Vec<Option<Prepared>>,
 }
 
 impl<'a> Pipeline<'a> {
-    fn new(
-        ctx: &'a Arc<PodContext>,
-        images: &'a HashMap<String, Arc<ResolvedImage>>,
-        observer: &'a Arc<dyn Observer>,
-        plan: Vec<(Container, Role)>,
-    ) -> Self {
+    fn new(ctx: &'a Arc<PodContext>, observer: &'a Arc<dyn Observer>, plan: Vec<Step>) -> Self {
         let n = plan.len();
         Self {
             ctx,
-            images,
             observer,
             plan,
             handles: (0..n).map(|_| None).collect(),
@@ -470,21 +464,13 @@ impl<'a> Pipeline<'a> {
     /// Creates the first container's task (which starts the pod's shim), then prepares every
     /// other container that may be prepared early, all at once: their tasks join that shim.
     async fn prepare_ahead(&mut self) -> Result<(), LifecycleError> {
-        let Some((c, role)) = self.plan.first() else {
+        if self.plan.is_empty() {
             return Ok(());
-        };
-        let first =
-            Prepared::create(self.ctx, c, *role, &image_of(self.images, c), self.observer).await?;
-        self.ready[0] = Some(first);
-        for (i, (c, role)) in self.plan.iter().enumerate().skip(1) {
-            if may_prepare_early(c, &image_of(self.images, c)) {
-                self.handles[i] = Some(spawn_prepare(
-                    self.ctx,
-                    self.images,
-                    c,
-                    *role,
-                    self.observer,
-                ));
+        }
+        self.ready[0] = Some(self.create(0).await?);
+        for (i, step) in self.plan.iter().enumerate().skip(1) {
+            if may_prepare_early(&step.container, &step.image) {
+                self.handles[i] = Some(spawn_prepare(self.ctx, step, self.observer));
             }
         }
         Ok(())
@@ -504,8 +490,20 @@ impl<'a> Pipeline<'a> {
             }
             early.remove(&self.ctx.client).await?;
         }
-        let (c, role) = &self.plan[i];
-        Prepared::create(self.ctx, c, *role, &image_of(self.images, c), self.observer).await
+        self.create(i).await
+    }
+
+    /// Creates container `i` now.
+    async fn create(&self, i: usize) -> Result<Prepared, LifecycleError> {
+        let step = &self.plan[i];
+        Prepared::create(
+            self.ctx,
+            &step.container,
+            step.role,
+            &step.image,
+            self.observer,
+        )
+        .await
     }
 
     /// Every container prepared but not taken; waits for preparations under way, so that
@@ -570,7 +568,7 @@ impl Teardown<'_> {
 
 async fn run_containers(
     ctx: &Arc<PodContext>,
-    images: &HashMap<String, Arc<ResolvedImage>>,
+    plan: Vec<Step>,
     observer: &Arc<dyn Observer>,
     stop: &mut watch::Receiver<StopRequest>,
     remove: bool,
@@ -578,12 +576,7 @@ async fn run_containers(
     let spec = ctx.pod.spec.clone().unwrap_or_default();
     let inits = spec.init_containers.clone().unwrap_or_default();
     let mains = spec.containers.clone();
-    let plan = inits
-        .iter()
-        .map(|c| (c.clone(), Role::Init))
-        .chain(mains.iter().map(|c| (c.clone(), Role::Main)))
-        .collect();
-    let mut pipeline = Pipeline::new(ctx, images, observer, plan);
+    let mut pipeline = Pipeline::new(ctx, observer, plan);
     let mut teardown = Teardown {
         client: &ctx.client,
         remove,
@@ -617,7 +610,7 @@ async fn drive(
     let ctx = pipeline.ctx;
     let client = &ctx.client;
     let observer = pipeline.observer.clone();
-    ctx.check_specs(&pipeline.plan, pipeline.images)?;
+    ctx.check_specs(&pipeline.plan)?;
     pipeline.prepare_ahead().await?;
 
     let mut init_statuses = Vec::new();
