@@ -353,7 +353,7 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Lazily unmounts everything at or below `dir`, deepest first.
-fn unmount_under(dir: &Path) {
+pub(crate) fn unmount_under(dir: &Path) {
     let mut mounts = mounts_under(dir);
     mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for m in mounts {

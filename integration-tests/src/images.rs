@@ -35,6 +35,8 @@ pub struct OciTarOptions {
     pub omit_host: bool,
     /// The image config's `User`.
     pub user: Option<String>,
+    /// The image config's `StopSignal`.
+    pub stop_signal: Option<String>,
 }
 
 /// The host's static busybox.
@@ -172,12 +174,16 @@ fn go_arch() -> &'static str {
     }
 }
 
-fn config_json(diff_id: &str, user: Option<&str>) -> Vec<u8> {
+fn config_json(diff_id: &str, user: Option<&str>, stop_signal: Option<&str>) -> Vec<u8> {
+    let mut config = json!({ "Env": [PATH_ENV], "Cmd": ["sh"], "User": user.unwrap_or_default() });
+    if let Some(signal) = stop_signal {
+        config["StopSignal"] = json!(signal);
+    }
     serde_json::to_vec(&json!({
         "created": CREATED,
         "architecture": go_arch(),
         "os": "linux",
-        "config": { "Env": [PATH_ENV], "Cmd": ["sh"], "User": user.unwrap_or_default() },
+        "config": config,
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },
         "history": [{ "created": CREATED, "created_by": "podctl integration tests" }],
     }))
@@ -237,7 +243,11 @@ pub fn oci_image_tar(dir: &Path, opts: &OciTarOptions) -> PathBuf {
     } else {
         diff_id
     };
-    let config = config_json(&config_diff_id, opts.user.as_deref());
+    let config = config_json(
+        &config_diff_id,
+        opts.user.as_deref(),
+        opts.stop_signal.as_deref(),
+    );
     let config_digest = sha256_bytes(&config);
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -346,7 +356,7 @@ pub fn docker_save_tar(dir: &Path, repo_tag: &str) -> PathBuf {
     fs::create_dir_all(dir).expect("creating the image dir");
     let layer_tar = busybox_layer(dir);
     let (diff_id, _) = sha256_file(&layer_tar);
-    let config = config_json(&diff_id, None);
+    let config = config_json(&diff_id, None, None);
     let config_hex = sha256_bytes(&config)
         .trim_start_matches("sha256:")
         .to_string();

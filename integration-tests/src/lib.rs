@@ -1,13 +1,19 @@
 //! Test harness: a private containerd per test, busybox test images built at test time, the
-//! leak check every test ends with, and the path of the `podctl` binary under test.
+//! leak check every test ends with, the path of the `podctl` binary under test, and the
+//! fixture the `podctl run` tests share.
 
 mod daemon;
+pub mod fixture;
 mod images;
 mod leaks;
 
 use std::path::PathBuf;
 
 pub use daemon::{is_alive, mounts_under, unique_namespace, Containerd};
+pub use fixture::{
+    assert_success, json_status, lines_of, pod, pod_with_policy, prefixed_lines, text, wait_for,
+    Background, Fixture,
+};
 pub use images::{busybox_image_tar, busybox_path, docker_save_tar, oci_image_tar, OciTarOptions};
 pub use leaks::{assert_no_leaks, leak_check};
 

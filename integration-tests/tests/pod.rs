@@ -2,149 +2,11 @@
 //! leak check at the end of each.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use podctl_integration_tests::{
-    assert_no_leaks, busybox_image_tar, podctl_bin, unique_namespace, Containerd,
-};
-use podctl_runtime::containerd::Client;
-
-struct Fixture {
-    ctrd: Containerd,
-    client: Client,
-    namespace: String,
-    root: tempfile::TempDir,
-}
-
-impl Fixture {
-    /// A containerd with the busybox test image imported as `busybox` through `podctl`.
-    async fn new(name: &str) -> Self {
-        let ctrd = Containerd::start().await;
-        let namespace = unique_namespace(name);
-        let client = ctrd.client(&namespace).await;
-        let root = tempfile::tempdir().expect("temp dir for podctl's root");
-        let f = Self {
-            ctrd,
-            client,
-            namespace,
-            root,
-        };
-        let tar = busybox_image_tar(f.root.path(), "busybox", false);
-        let out = f.podctl(&["image", "import", tar.to_str().unwrap()], None);
-        assert_success(&out, "image import");
-        let progress = text(&out.stderr);
-        assert!(progress.contains("verified 3 blobs"), "{progress}");
-        assert!(
-            progress.contains("unpacked busybox:latest (1 layer)"),
-            "{progress}"
-        );
-        std::fs::remove_file(tar).ok();
-        f
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(podctl_bin());
-        cmd.args(args)
-            .env("CONTAINERD_ADDRESS", self.ctrd.socket())
-            .env("PODCTL_NAMESPACE", &self.namespace)
-            .env("PODCTL_ROOT", self.root.path())
-            .env_remove("PODCTL_LOG");
-        cmd
-    }
-
-    /// Starts podctl with piped output, feeding `stdin` when given.
-    fn spawn(&self, args: &[&str], stdin: Option<&str>) -> Child {
-        let mut child = self
-            .command(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning podctl");
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().expect("piped stdin");
-            pipe.write_all(text.as_bytes())
-                .expect("writing the manifest");
-        }
-        child
-    }
-
-    /// Runs podctl to its end, feeding `stdin` when given.
-    fn podctl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        self.spawn(args, stdin)
-            .wait_with_output()
-            .expect("waiting for podctl")
-    }
-
-    /// `podctl run --rm -` with the manifest on stdin.
-    fn run(&self, manifest: &str) -> Output {
-        self.podctl(&["run", "--rm", "-"], Some(manifest))
-    }
-
-    /// Waits until the log of `container` in `pod` holds `text` (the pod is running).
-    fn wait_for_log(&self, pod: &str, container: &str, text: &str) {
-        let log = self
-            .pods_dir()
-            .join(pod)
-            .join("logs")
-            .join(container)
-            .join("0.log");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text)) {
-            assert!(
-                Instant::now() < deadline,
-                "{pod}/{container} never logged {text:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn pods_dir(&self) -> PathBuf {
-        self.root.path().join(&self.namespace).join("pods")
-    }
-
-    /// The leak check: nothing in containerd but the image, no mounts, no pod state left.
-    async fn finish(self) {
-        assert_no_leaks(&self.client, Some(self.root.path())).await;
-        let left: Vec<_> = std::fs::read_dir(self.pods_dir())
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "pod state left behind: {left:?}");
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_success(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-/// Lines a container printed on stdout, without the `[name] ` prefix.
-fn lines_of(out: &Output, container: &str) -> Vec<String> {
-    let prefix = format!("[{container}] ");
-    text(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
-fn pod(name: &str, spec: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: Never\n{spec}")
-}
+use podctl_integration_tests::{assert_success, lines_of, pod, podctl_bin, text, Fixture};
 
 const REFERENCE_POD: &str = r#"
   volumes:
@@ -424,9 +286,9 @@ async fn malformed_manifests_are_refused_before_anything_is_created() {
             "unsupported field",
             pod(
                 "probe",
-                "  containers:\n    - name: a\n      image: busybox\n      livenessProbe:\n        exec: {command: [\"true\"]}\n",
+                "  containers:\n    - name: a\n      image: busybox\n      livenessProbe:\n        grpc: {port: 9000}\n",
             ),
-            "spec.containers[0].livenessProbe",
+            "spec.containers[0].livenessProbe.grpc",
         ),
         (
             "duplicate names",
@@ -596,11 +458,13 @@ async fn sigterm_stops_the_pod_within_its_grace_period() {
       command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"]
     - name: stubborn
       image: busybox
-      command: ["sleep", "1000"]
+      command: ["sh", "-c", "trap '' TERM; echo ready; sleep 1000"]
 "#,
     );
     let child = f.spawn(&["run", "--rm", "-o", "json", "-"], Some(&manifest));
+    // Both must run: a stop that comes before a container started keeps it from starting.
     f.wait_for_log("stop", "polite", "ready");
+    f.wait_for_log("stop", "stubborn", "ready");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -615,7 +479,7 @@ async fn sigterm_stops_the_pod_within_its_grace_period() {
             .unwrap()["state"]["terminated"]
             .clone()
     };
-    // `polite` handles TERM and exits 0; `sleep` as PID 1 ignores it and is killed.
+    // `polite` handles TERM and exits 0; `stubborn` ignores it and is killed.
     assert_eq!(by_name("polite")["exitCode"], 0, "{status}");
     assert_eq!(by_name("stubborn")["exitCode"], 137, "{status}");
     assert!(err.contains("[polite] got TERM"), "{err}");
@@ -742,29 +606,6 @@ async fn host_network_joins_the_host_namespaces_and_others_do_not() {
     let lines = lines_of(&out, "main");
     assert_ne!(lines[0], host_net.to_string_lossy());
     assert_eq!(lines[1], "podnet");
-    f.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_policies_that_ask_for_restarts_are_warned_about() {
-    let f = Fixture::new("policy").await;
-    let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: policy\nspec:\n  containers:\n    - name: main\n      image: busybox\n      command: [\"true\"]\n";
-    let out = f.run(manifest);
-    assert_success(&out, "pod with the default restartPolicy");
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("warning: restartPolicy Always (the default)") && err.contains("runs once"),
-        "{err}"
-    );
-    let quiet = f.run(&pod(
-        "never",
-        "  containers:\n    - name: main\n      image: busybox\n      command: [\"true\"]\n",
-    ));
-    assert!(
-        !text(&quiet.stderr).contains("warning"),
-        "{}",
-        text(&quiet.stderr)
-    );
     f.finish().await;
 }
 

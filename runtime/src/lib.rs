@@ -6,6 +6,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod manifest;
 pub mod oci;
+pub(crate) mod probe;
 pub mod reference;
 pub mod sandbox;
 pub mod status;

@@ -1,8 +1,9 @@
-//! The outcome of a pod, shaped like Kubernetes' pod status so scripts written against
-//! `kubectl get pod -o json` read the same field names (`phase`, `initContainerStatuses`,
-//! `containerStatuses`, `state.terminated.exitCode`).
+//! A pod's status, shaped like Kubernetes' so scripts written against
+//! `kubectl get pod -o json` read the same field names (`phase`, `conditions`,
+//! `initContainerStatuses`, `containerStatuses`, `state.terminated.exitCode`, `lastState`,
+//! `restartCount`), and the kubelet's rules that derive the phase and the exit code from it.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 /// Kubernetes' pod phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -13,12 +14,39 @@ pub enum Phase {
     Failed,
 }
 
-/// Whether a container is an init container or a main (app) container.
+impl Phase {
+    /// Succeeded and Failed never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
+}
+
+/// What kind of container this is; decides which rules apply to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A regular init container: runs to a successful exit before the next one starts.
     Init,
+    /// An init container with `restartPolicy: Always`: runs beside the main containers.
+    Sidecar,
+    /// A container of `spec.containers`.
     Main,
+}
+
+impl Role {
+    /// `init`, `sidecar` or `main`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Init => "init",
+            Role::Sidecar => "sidecar",
+            Role::Main => "main",
+        }
+    }
+
+    /// Listed under `initContainerStatuses` (regular init containers and sidecars).
+    pub fn is_init(self) -> bool {
+        matches!(self, Role::Init | Role::Sidecar)
+    }
 }
 
 /// A terminated container, as Kubernetes reports it.
@@ -38,11 +66,20 @@ pub struct Terminated {
     pub container_id: String,
 }
 
-/// A container that never ran.
+/// A container that is not running: not started yet, or waiting for its next start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Waiting {
-    /// `PodInitializing` for containers held back by a failed or interrupted init.
+    /// `PodInitializing`, `ContainerCreating`, `CrashLoopBackOff` ...
     pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Running {
+    pub started_at: String,
 }
 
 /// Exactly one of Kubernetes' container states.
@@ -50,67 +87,131 @@ pub struct Waiting {
 #[serde(rename_all = "camelCase")]
 pub enum ContainerState {
     Waiting(Waiting),
+    Running(Running),
     Terminated(Terminated),
 }
 
-/// One container's final status.
+impl ContainerState {
+    /// A waiting state with a reason and no message.
+    pub fn waiting(reason: &str) -> Self {
+        ContainerState::Waiting(Waiting {
+            reason: reason.to_string(),
+            message: None,
+        })
+    }
+
+    /// The exit code of a terminated state.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ContainerState::Terminated(t) => Some(t.exit_code),
+            _ => None,
+        }
+    }
+}
+
+/// One container's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStatus {
     pub name: String,
     pub image: String,
+    #[serde(rename = "containerID", skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
     #[serde(skip)]
     pub role: Role,
     pub state: ContainerState,
+    /// The previous termination, once the container has been restarted; `{}` before.
+    #[serde(serialize_with = "empty_object_when_none")]
+    pub last_state: Option<ContainerState>,
+    pub ready: bool,
     pub restart_count: u32,
+    /// Running with its postStart hook done and its startupProbe (if any) passed.
+    pub started: bool,
 }
 
-impl ContainerStatus {
-    /// The exit code when the container ran to an end.
-    pub fn exit_code(&self) -> Option<i32> {
-        match &self.state {
-            ContainerState::Terminated(t) => Some(t.exit_code),
-            ContainerState::Waiting(_) => None,
-        }
+fn empty_object_when_none<S: Serializer>(
+    value: &Option<ContainerState>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(state) => state.serialize(s),
+        None => serde_json::Map::new().serialize(s),
     }
 }
 
-/// The final status of a pod run.
+impl ContainerStatus {
+    /// The exit code when the container's current state is terminated.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.state.exit_code()
+    }
+}
+
+/// One of the kubelet's pod conditions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `"True"` or `"False"`, as Kubernetes spells them.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The kubelet's conditions, in the order it lists them.
+pub const CONDITION_TYPES: [&str; 4] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "ContainersReady",
+    "Ready",
+];
+
+/// The status of a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
     #[serde(skip)]
     pub name: String,
     pub phase: Phase,
+    pub conditions: Vec<Condition>,
+    /// `DeadlineExceeded` when `activeDeadlineSeconds` ran out, `Stopped` when asked to stop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
     pub init_container_statuses: Vec<ContainerStatus>,
     pub container_statuses: Vec<ContainerStatus>,
 }
 
 impl PodStatus {
-    /// The exit code `podctl run` reports: the first non-zero exit code of the main
-    /// containers, else the failed init container's, else 0 when the pod succeeded.
-    /// A pod that failed without any container exit code (e.g. stopped before its main
-    /// containers ran) reports 1.
+    /// The exit code `podctl run` reports: 0 when the pod succeeded; else the exit code of
+    /// the first main container (in spec order) that ended non-zero; else that of the
+    /// regular init container that failed the pod; else 1 (deadline or stop without any
+    /// container exit code to report). Sidecars never decide it: they are stopped when the
+    /// pod ends, and their exit codes then mean nothing.
     pub fn exit_code(&self) -> i32 {
+        if self.phase == Phase::Succeeded {
+            return 0;
+        }
+        // A container stopped while it waited to be restarted ends with its last exit.
         let first_failure = |list: &[ContainerStatus]| {
             list.iter()
-                .filter_map(ContainerStatus::exit_code)
+                .filter(|c| c.role != Role::Sidecar)
+                .filter_map(|c| {
+                    c.exit_code()
+                        .or_else(|| c.last_state.as_ref().and_then(ContainerState::exit_code))
+                })
                 .find(|c| *c != 0)
         };
-        if let Some(code) = first_failure(&self.container_statuses) {
-            return code;
-        }
-        if let Some(code) = first_failure(&self.init_container_statuses) {
-            return code;
-        }
-        match self.phase {
-            Phase::Succeeded => 0,
-            _ => 1,
-        }
+        first_failure(&self.container_statuses)
+            .or_else(|| first_failure(&self.init_container_statuses))
+            .unwrap_or(1)
     }
 
     /// Every container, init containers first, in spec order.
@@ -119,6 +220,183 @@ impl PodStatus {
             .iter()
             .chain(&self.container_statuses)
     }
+
+    /// The condition of the given type.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+/// The pod's `restartPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    /// From `spec.restartPolicy` (validated; absent means Always).
+    pub fn from_spec(value: Option<&str>) -> Self {
+        match value {
+            Some("OnFailure") => RestartPolicy::OnFailure,
+            Some("Never") => RestartPolicy::Never,
+            _ => RestartPolicy::Always,
+        }
+    }
+
+    /// Whether a container that exited with `exit_code` is started again.
+    pub fn restarts(self, exit_code: i32) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => exit_code != 0,
+            RestartPolicy::Never => false,
+        }
+    }
+}
+
+/// The kubelet's `getPhase` for a pod that is still live: from the containers' states and
+/// the pod's restart policy.
+pub fn live_phase(containers: &[ContainerStatus], policy: RestartPolicy) -> Phase {
+    let mut pending_init = false;
+    let mut failed_init = false;
+    let mains_have_run = mains_have_run(containers);
+    for c in containers.iter().filter(|c| c.role.is_init()) {
+        match c.role {
+            // A sidecar holds the pod in Pending until it has started; once the main
+            // containers have run, a restarting sidecar does not send the pod back.
+            Role::Sidecar => pending_init |= !c.started && !mains_have_run,
+            _ => match (&c.state, &c.last_state) {
+                (ContainerState::Terminated(t), _) if t.exit_code == 0 => {}
+                (ContainerState::Terminated(_), _) => failed_init = true,
+                (ContainerState::Waiting(_), Some(last)) if last.exit_code() != Some(0) => {
+                    failed_init = true;
+                    pending_init = true;
+                }
+                _ => pending_init = true,
+            },
+        }
+    }
+    if failed_init && policy == RestartPolicy::Never {
+        return Phase::Failed;
+    }
+    if pending_init {
+        return Phase::Pending;
+    }
+    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for c in containers.iter().filter(|c| c.role == Role::Main) {
+        match &c.state {
+            ContainerState::Running(_) => running += 1,
+            ContainerState::Terminated(t) => {
+                stopped += 1;
+                if t.exit_code == 0 {
+                    succeeded += 1;
+                }
+            }
+            ContainerState::Waiting(_) if c.last_state.is_some() => stopped += 1,
+            ContainerState::Waiting(_) => waiting += 1,
+        }
+    }
+    // Like the kubelet, a sidecar still running keeps the pod Running.
+    running += containers
+        .iter()
+        .filter(|c| c.role == Role::Sidecar && matches!(c.state, ContainerState::Running(_)))
+        .count();
+    if waiting > 0 {
+        Phase::Pending
+    } else if running > 0 {
+        Phase::Running
+    } else if stopped == 0 {
+        Phase::Pending
+    } else if policy == RestartPolicy::Always {
+        Phase::Running
+    } else if stopped == succeeded {
+        Phase::Succeeded
+    } else if policy == RestartPolicy::Never {
+        Phase::Failed
+    } else {
+        Phase::Running
+    }
+}
+
+/// Whether a main container has been running at some point (initialization is then over
+/// for good, whatever a sidecar does since).
+fn mains_have_run(containers: &[ContainerStatus]) -> bool {
+    containers.iter().any(|c| {
+        c.role == Role::Main
+            && (!matches!(c.state, ContainerState::Waiting(_)) || c.last_state.is_some())
+    })
+}
+
+/// Values of the kubelet's conditions (without times) for the current container states:
+/// `(type, true?, reason, message)`.
+pub fn condition_values(
+    containers: &[ContainerStatus],
+    sandbox_ready: bool,
+    phase: Phase,
+) -> Vec<(&'static str, bool, Option<String>, Option<String>)> {
+    let incomplete: Vec<&str> = containers
+        .iter()
+        .filter(|c| match c.role {
+            Role::Init => c.exit_code() != Some(0),
+            Role::Sidecar => !c.started,
+            Role::Main => false,
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    let unready: Vec<&str> = containers
+        .iter()
+        .filter(|c| c.role != Role::Init && !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
+    let list = |names: &[&str]| format!("[{}]", names.join(" "));
+    let initialized = if phase == Phase::Succeeded {
+        (true, Some("PodCompleted".to_string()), None)
+    } else if incomplete.is_empty() || mains_have_run(containers) {
+        (true, None, None)
+    } else {
+        (
+            false,
+            Some("ContainersNotInitialized".to_string()),
+            Some(format!(
+                "containers with incomplete status: {}",
+                list(&incomplete)
+            )),
+        )
+    };
+    let ready = if unready.is_empty() {
+        (true, None, None)
+    } else if phase == Phase::Succeeded {
+        (false, Some("PodCompleted".to_string()), None)
+    } else if phase == Phase::Failed {
+        (false, Some("PodFailed".to_string()), None)
+    } else {
+        (
+            false,
+            Some("ContainersNotReady".to_string()),
+            Some(format!(
+                "containers with unready status: {}",
+                list(&unready)
+            )),
+        )
+    };
+    vec![
+        (CONDITION_TYPES[0], sandbox_ready, None, None),
+        (
+            CONDITION_TYPES[1],
+            initialized.0,
+            initialized.1,
+            initialized.2,
+        ),
+        (
+            CONDITION_TYPES[2],
+            ready.0,
+            ready.1.clone(),
+            ready.2.clone(),
+        ),
+        (CONDITION_TYPES[3], ready.0, ready.1, ready.2),
+    ]
 }
 
 /// Formats a time as Kubernetes does in status fields (RFC 3339, UTC, seconds).
@@ -134,32 +412,46 @@ pub fn k8s_time(t: std::time::SystemTime) -> String {
 mod tests {
     use super::*;
 
-    fn terminated(name: &str, role: Role, code: i32) -> ContainerStatus {
+    fn status(name: &str, role: Role, state: ContainerState) -> ContainerStatus {
         ContainerStatus {
             name: name.into(),
             image: "busybox".into(),
+            container_id: None,
             role,
-            state: ContainerState::Terminated(Terminated {
-                exit_code: code,
-                reason: if code == 0 { "Completed" } else { "Error" }.into(),
-                message: None,
-                started_at: None,
-                finished_at: None,
-                container_id: String::new(),
-            }),
+            state,
+            last_state: None,
+            ready: false,
             restart_count: 0,
+            started: false,
         }
     }
 
-    fn waiting(name: &str) -> ContainerStatus {
+    fn exited(code: i32) -> ContainerState {
+        ContainerState::Terminated(Terminated {
+            exit_code: code,
+            reason: if code == 0 { "Completed" } else { "Error" }.into(),
+            message: None,
+            started_at: None,
+            finished_at: None,
+            container_id: String::new(),
+        })
+    }
+
+    fn running() -> ContainerState {
+        ContainerState::Running(Running {
+            started_at: String::new(),
+        })
+    }
+
+    fn terminated(name: &str, role: Role, code: i32) -> ContainerStatus {
+        status(name, role, exited(code))
+    }
+
+    fn back_off(name: &str, role: Role, last: i32) -> ContainerStatus {
         ContainerStatus {
-            name: name.into(),
-            image: "busybox".into(),
-            role: Role::Main,
-            state: ContainerState::Waiting(Waiting {
-                reason: "PodInitializing".into(),
-            }),
-            restart_count: 0,
+            last_state: Some(exited(last)),
+            restart_count: 1,
+            ..status(name, role, ContainerState::waiting("CrashLoopBackOff"))
         }
     }
 
@@ -167,8 +459,10 @@ mod tests {
         PodStatus {
             name: "p".into(),
             phase,
+            conditions: Vec::new(),
             reason: None,
             message: None,
+            start_time: None,
             init_container_statuses: init,
             container_statuses: main,
         }
@@ -193,14 +487,52 @@ mod tests {
         let p = pod(
             Phase::Failed,
             vec![terminated("i", Role::Init, 7)],
-            vec![waiting("a")],
+            vec![status(
+                "a",
+                Role::Main,
+                ContainerState::waiting("PodInitializing"),
+            )],
         );
         assert_eq!(p.exit_code(), 7);
     }
 
     #[test]
+    fn sidecars_never_decide_the_exit_code() {
+        let p = pod(
+            Phase::Succeeded,
+            vec![terminated("proxy", Role::Sidecar, 143)],
+            vec![terminated("a", Role::Main, 0)],
+        );
+        assert_eq!(p.exit_code(), 0);
+        let p = pod(
+            Phase::Failed,
+            vec![terminated("proxy", Role::Sidecar, 143)],
+            vec![status(
+                "a",
+                Role::Main,
+                ContainerState::waiting("PodInitializing"),
+            )],
+        );
+        assert_eq!(p.exit_code(), 1);
+    }
+
+    #[test]
+    fn a_container_stopped_in_back_off_reports_its_last_exit() {
+        let p = pod(Phase::Failed, vec![], vec![back_off("a", Role::Main, 3)]);
+        assert_eq!(p.exit_code(), 3);
+    }
+
+    #[test]
     fn failure_without_exit_code_is_one() {
-        let p = pod(Phase::Failed, vec![], vec![waiting("a")]);
+        let p = pod(
+            Phase::Failed,
+            vec![],
+            vec![status(
+                "a",
+                Role::Main,
+                ContainerState::waiting("PodInitializing"),
+            )],
+        );
         assert_eq!(p.exit_code(), 1);
         let ok = pod(
             Phase::Succeeded,
@@ -211,22 +543,121 @@ mod tests {
     }
 
     #[test]
+    fn phase_follows_get_phase() {
+        use RestartPolicy::*;
+        let init_pending = [
+            status("i", Role::Init, running()),
+            status("a", Role::Main, ContainerState::waiting("PodInitializing")),
+        ];
+        assert_eq!(live_phase(&init_pending, Never), Phase::Pending);
+        let init_failed = [
+            terminated("i", Role::Init, 1),
+            status("a", Role::Main, ContainerState::waiting("PodInitializing")),
+        ];
+        assert_eq!(live_phase(&init_failed, Never), Phase::Failed);
+        // Under OnFailure a failed init container is retried: still Pending.
+        let init_retry = [
+            back_off("i", Role::Init, 1),
+            status("a", Role::Main, ContainerState::waiting("PodInitializing")),
+        ];
+        assert_eq!(live_phase(&init_retry, OnFailure), Phase::Pending);
+        // A sidecar that has not started yet holds the pod in Pending.
+        let sidecar_starting = [
+            status("s", Role::Sidecar, running()),
+            status("a", Role::Main, ContainerState::waiting("PodInitializing")),
+        ];
+        assert_eq!(live_phase(&sidecar_starting, Always), Phase::Pending);
+
+        let main = |state| {
+            [
+                terminated("i", Role::Init, 0),
+                status("a", Role::Main, state),
+            ]
+        };
+        assert_eq!(live_phase(&main(running()), Never), Phase::Running);
+        assert_eq!(live_phase(&main(exited(0)), Never), Phase::Succeeded);
+        assert_eq!(live_phase(&main(exited(0)), OnFailure), Phase::Succeeded);
+        assert_eq!(live_phase(&main(exited(0)), Always), Phase::Running);
+        assert_eq!(live_phase(&main(exited(2)), Never), Phase::Failed);
+        assert_eq!(live_phase(&main(exited(2)), OnFailure), Phase::Running);
+        // A sidecar's exit never fails the pod.
+        let with_sidecar = [
+            terminated("s", Role::Sidecar, 137),
+            terminated("a", Role::Main, 0),
+        ];
+        assert_eq!(live_phase(&with_sidecar, Never), Phase::Succeeded);
+        let crash_looping = [back_off("a", Role::Main, 1)];
+        assert_eq!(live_phase(&crash_looping, Always), Phase::Running);
+        // The pod stays Running while its sidecar is stopped after the main container.
+        let sidecar_stopping = [
+            status("s", Role::Sidecar, running()),
+            terminated("a", Role::Main, 0),
+        ];
+        assert_eq!(live_phase(&sidecar_stopping, Never), Phase::Running);
+    }
+
+    #[test]
+    fn conditions_name_the_containers_holding_them() {
+        let mut sidecar = status("s", Role::Sidecar, running());
+        sidecar.started = true;
+        sidecar.ready = true;
+        let containers = [
+            terminated("i", Role::Init, 0),
+            sidecar,
+            status("a", Role::Main, running()),
+        ];
+        let values = condition_values(&containers, true, Phase::Running);
+        assert_eq!(values[1], ("Initialized", true, None, None));
+        assert_eq!(
+            values[3],
+            (
+                "Ready",
+                false,
+                Some("ContainersNotReady".into()),
+                Some("containers with unready status: [a]".into())
+            )
+        );
+        let pending = [
+            status("i", Role::Init, running()),
+            status("a", Role::Main, ContainerState::waiting("PodInitializing")),
+        ];
+        let values = condition_values(&pending, true, Phase::Pending);
+        assert_eq!(
+            values[1].3.as_deref(),
+            Some("containers with incomplete status: [i]")
+        );
+        let done = condition_values(&[terminated("a", Role::Main, 0)], false, Phase::Succeeded);
+        assert!(!done[0].1);
+        assert_eq!(done[3].2.as_deref(), Some("PodCompleted"));
+        // A sidecar stopped at the end does not undo initialization.
+        let ended = [
+            terminated("s", Role::Sidecar, 143),
+            terminated("a", Role::Main, 1),
+        ];
+        let values = condition_values(&ended, false, Phase::Failed);
+        assert_eq!(values[1], ("Initialized", true, None, None));
+        assert_eq!(values[3].2.as_deref(), Some("PodFailed"));
+    }
+
+    #[test]
     fn serializes_with_kubernetes_field_names() {
+        let mut restarted = back_off("a", Role::Main, 1);
+        restarted.state = exited(0);
         let p = pod(
             Phase::Succeeded,
             vec![terminated("i", Role::Init, 0)],
-            vec![],
+            vec![restarted],
         );
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["phase"], "Succeeded");
-        assert_eq!(
-            v["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
-            0
-        );
-        assert_eq!(
-            v["initContainerStatuses"][0]["state"]["terminated"]["reason"],
-            "Completed"
-        );
-        assert_eq!(v["initContainerStatuses"][0]["restartCount"], 0);
+        let init = &v["initContainerStatuses"][0];
+        assert_eq!(init["state"]["terminated"]["exitCode"], 0);
+        assert_eq!(init["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(init["restartCount"], 0);
+        assert_eq!(init["lastState"], serde_json::json!({}));
+        let main = &v["containerStatuses"][0];
+        assert_eq!(main["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(main["restartCount"], 1);
+        assert_eq!(main["ready"], false);
     }
 }

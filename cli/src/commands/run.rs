@@ -1,9 +1,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use podctl_runtime::lifecycle::{
-    self, Event, LifecycleError, Observer, RunOptions, StopRequest, Stream,
+    self, BackoffPolicy, Event, EventType, LifecycleError, Observer, RunOptions, StopRequest,
+    Stream,
 };
 use podctl_runtime::status::{ContainerState, PodStatus, Role};
 use tokio::sync::watch;
@@ -30,9 +32,51 @@ pub struct Args {
     /// holds only the status (Kubernetes field names: .phase, .containerStatuses[] ...)
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Print the pod's lifecycle events (Created, Started, Killing, BackOff, Unhealthy,
+    /// Completed, Failed ...) on stderr as they happen; they are also kept in
+    /// <root>/<namespace>/pods/<pod>/events.jsonl
+    #[arg(long)]
+    events: bool,
+    /// First delay of the crash-loop back-off before a failed container is restarted
+    /// (Kubernetes: 10s); doubles after every restart up to --backoff-cap
+    #[arg(long, env = "PODCTL_BACKOFF_BASE", default_value = "10s", value_parser = parse_duration)]
+    backoff_base: Duration,
+    /// Longest delay of the crash-loop back-off (Kubernetes: 5m); a container that ran for
+    /// twice this long starts over from --backoff-base
+    #[arg(long, env = "PODCTL_BACKOFF_CAP", default_value = "5m", value_parser = parse_duration)]
+    backoff_cap: Duration,
+}
+
+/// A duration such as `300ms`, `10s`, `5m` or `1h` (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s or 5m"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
 }
 
 pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
+    if args.backoff_base.is_zero() || args.backoff_cap < args.backoff_base {
+        return Err(super::invalid(anyhow::anyhow!(
+            "--backoff-base must be above zero and at most --backoff-cap"
+        )));
+    }
     let pod = super::load_manifest(&args.file)?;
     let client = super::connect(g).await.map_err(run_failed)?;
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
@@ -57,16 +101,21 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     });
     let observer = Arc::new(Terminal {
         data_on_stdout: args.output != Format::Table,
+        events: args.events,
     });
     let opts = RunOptions {
         root: g.root.clone(),
         remove: args.rm,
         snapshotter: podctl_runtime::image::DEFAULT_SNAPSHOTTER.to_string(),
+        backoff: BackoffPolicy {
+            base: args.backoff_base,
+            cap: args.backoff_cap,
+        },
     };
     let status = lifecycle::run(&client, pod, &opts, observer, stop_rx)
         .await
         .map_err(|e| match e {
-            LifecycleError::Reference { .. } => super::invalid(e),
+            LifecycleError::Reference { .. } | LifecycleError::Handler { .. } => super::invalid(e),
             e => run_failed(e.into()),
         })?;
     match args.output {
@@ -89,26 +138,34 @@ fn render_status(status: &PodStatus) -> String {
     let rows: Vec<Vec<String>> = status
         .all()
         .map(|c| {
-            let role = match c.role {
-                Role::Init => "init",
-                Role::Main => "main",
-            };
+            let role = c.role.as_str();
             let (state, exit, reason) = match &c.state {
                 ContainerState::Terminated(t) => {
                     ("terminated", t.exit_code.to_string(), t.reason.clone())
                 }
                 ContainerState::Waiting(w) => ("waiting", "-".to_string(), w.reason.clone()),
+                ContainerState::Running(_) => ("running", "-".to_string(), String::new()),
             };
-            vec![c.name.clone(), role.into(), state.into(), exit, reason]
+            vec![
+                c.name.clone(),
+                role.into(),
+                state.into(),
+                exit,
+                c.restart_count.to_string(),
+                reason,
+            ]
         })
         .collect();
     let mut out = format!("pod {}: {:?}", status.name, status.phase);
-    if let Some(m) = &status.message {
-        out.push_str(&format!(" ({m})"));
+    match (&status.reason, &status.message) {
+        (Some(r), Some(m)) => out.push_str(&format!(" ({r}: {m})")),
+        (None, Some(m)) => out.push_str(&format!(" ({m})")),
+        (Some(r), None) => out.push_str(&format!(" ({r})")),
+        (None, None) => {}
     }
     out.push('\n');
     out.push_str(&table(
-        &["CONTAINER", "TYPE", "STATE", "EXIT", "REASON"],
+        &["CONTAINER", "TYPE", "STATE", "EXIT", "RESTARTS", "REASON"],
         &rows,
     ));
     out
@@ -117,6 +174,7 @@ fn render_status(status: &PodStatus) -> String {
 /// Shows container output prefixed with the container's name, and progress on stderr.
 struct Terminal {
     data_on_stdout: bool,
+    events: bool,
 }
 
 impl Observer for Terminal {
@@ -138,8 +196,18 @@ impl Observer for Terminal {
                     std::io::stderr().lock().write_all(&buf)
                 };
             }
-            Event::Started { container, role } => {
-                tracing::info!(container, ?role, "started");
+            Event::Lifecycle(e) => {
+                if self.events {
+                    let kind = match e.type_ {
+                        EventType::Normal => "Normal",
+                        EventType::Warning => "Warning",
+                    };
+                    let object = e.container.as_deref().unwrap_or("pod");
+                    eprintln!(
+                        "podctl: event {} {kind} {} {object}: {}",
+                        e.time, e.reason, e.message
+                    );
+                }
             }
             Event::Exited {
                 container,
@@ -149,11 +217,28 @@ impl Observer for Terminal {
             } => {
                 let kind = match role {
                     Role::Init => "init container",
+                    Role::Sidecar => "sidecar",
                     Role::Main => "container",
                 };
                 eprintln!("podctl: {kind} {container} exited with code {exit_code} ({reason})");
             }
-            Event::Warning(msg) => eprintln!("podctl: warning: {msg}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -17,11 +17,11 @@ use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
     ApplyRequest, Container, CreateContainerRequest, CreateImageRequest, CreateRequest,
-    CreateTaskRequest, DeleteContainerRequest, DeleteImageRequest, DeleteRequest,
-    DeleteTaskRequest, GetImageRequest, GetRequest, Image, InfoRequest, KillRequest,
-    ListContainersRequest, ListContentRequest, ListImagesRequest, ListRequest, ListStatusesRequest,
-    ListTasksRequest, ReadContentRequest, StartRequest, UpdateImageRequest, UpdateRequest,
-    WaitRequest, WriteContentRequest,
+    CreateTaskRequest, DeleteContainerRequest, DeleteImageRequest, DeleteProcessRequest,
+    DeleteRequest, DeleteTaskRequest, ExecProcessRequest, GetImageRequest, GetRequest, Image,
+    InfoRequest, KillRequest, ListContainersRequest, ListContentRequest, ListImagesRequest,
+    ListRequest, ListStatusesRequest, ListTasksRequest, ReadContentRequest, StartRequest,
+    UpdateImageRequest, UpdateRequest, WaitRequest, WriteContentRequest,
 };
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::Request;
@@ -34,6 +34,7 @@ use super::error::{ContainerdError, StatusExt};
 const NAMESPACE_HEADER: &str = "containerd-namespace";
 const LEASE_HEADER: &str = "containerd-lease";
 const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const RUNC_V2: &str = "io.containerd.runc.v2";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_CHUNK: usize = 1 << 20;
@@ -675,29 +676,12 @@ impl Client {
 
     /// Starts a created task.
     pub async fn start_task(&self, container_id: &str) -> Result<u32, ContainerdError> {
-        let resp = TasksClient::new(self.channel.clone())
-            .start(self.req(StartRequest {
-                container_id: container_id.to_string(),
-                exec_id: String::new(),
-            }))
-            .await
-            .op("tasks.start")?;
-        Ok(resp.pid)
+        self.start(container_id, "").await
     }
 
     /// Waits for the task's process to exit; returns its exit status and time.
     pub async fn wait_task(&self, container_id: &str) -> Result<TaskExit, ContainerdError> {
-        let resp = TasksClient::new(self.channel.clone())
-            .wait(self.req(WaitRequest {
-                container_id: container_id.to_string(),
-                exec_id: String::new(),
-            }))
-            .await
-            .op("tasks.wait")?;
-        Ok(TaskExit {
-            status: resp.exit_status,
-            exited_at: resp.exited_at.and_then(to_system_time),
-        })
+        self.wait(container_id, "").await
     }
 
     /// Sends `signal` to the task's init process (`all`: to every process of the container).
@@ -707,10 +691,45 @@ impl Client {
         signal: u32,
         all: bool,
     ) -> Result<(), ContainerdError> {
+        self.kill(container_id, "", signal, all).await
+    }
+
+    async fn start(&self, container_id: &str, exec_id: &str) -> Result<u32, ContainerdError> {
+        let resp = TasksClient::new(self.channel.clone())
+            .start(self.req(StartRequest {
+                container_id: container_id.to_string(),
+                exec_id: exec_id.to_string(),
+            }))
+            .await
+            .op("tasks.start")?;
+        Ok(resp.pid)
+    }
+
+    async fn wait(&self, container_id: &str, exec_id: &str) -> Result<TaskExit, ContainerdError> {
+        let resp = TasksClient::new(self.channel.clone())
+            .wait(self.req(WaitRequest {
+                container_id: container_id.to_string(),
+                exec_id: exec_id.to_string(),
+            }))
+            .await
+            .op("tasks.wait")?;
+        Ok(TaskExit {
+            status: resp.exit_status,
+            exited_at: resp.exited_at.and_then(to_system_time),
+        })
+    }
+
+    async fn kill(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+        signal: u32,
+        all: bool,
+    ) -> Result<(), ContainerdError> {
         TasksClient::new(self.channel.clone())
             .kill(self.req(KillRequest {
                 container_id: container_id.to_string(),
-                exec_id: String::new(),
+                exec_id: exec_id.to_string(),
                 signal,
                 all,
             }))
@@ -758,6 +777,88 @@ impl Client {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    // ---- exec processes -----------------------------------------------------------------
+    //
+    // An exec process is an extra process in a running task (the kubelet's exec probes and
+    // hooks, `kubectl exec`): created by `exec_process` (the shim records it; nothing runs),
+    // run by `start_process` (`runc exec`), then waited for, and always removed with
+    // `delete_process`, which also closes its I/O. Exec ids are unique per task.
+
+    /// Adds the exec process `exec_id` to the running task of `container_id`: `process_json`
+    /// is an OCI runtime-spec `Process` (serialized as JSON); no stdin, no terminal; its
+    /// stdout/stderr go to the FIFOs in `io` (the same path for both is allowed).
+    pub async fn exec_process(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+        process_json: Vec<u8>,
+        io: TaskIo,
+    ) -> Result<(), ContainerdError> {
+        TasksClient::new(self.channel.clone())
+            .exec(self.req(ExecProcessRequest {
+                container_id: container_id.to_string(),
+                stdin: String::new(),
+                stdout: io.stdout,
+                stderr: io.stderr,
+                terminal: false,
+                spec: Some(prost_types::Any {
+                    type_url: PROCESS_TYPE_URL.to_string(),
+                    value: process_json,
+                }),
+                exec_id: exec_id.to_string(),
+            }))
+            .await
+            .op("tasks.exec")?;
+        Ok(())
+    }
+
+    /// Starts an exec process created by [`Client::exec_process`]; returns its pid. A command
+    /// that cannot be run (e.g. not found in the container) fails here.
+    pub async fn start_process(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+    ) -> Result<u32, ContainerdError> {
+        self.start(container_id, exec_id).await
+    }
+
+    /// Waits for an exec process to exit (returns at once if it has already exited and has
+    /// not been deleted).
+    pub async fn wait_process(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+    ) -> Result<TaskExit, ContainerdError> {
+        self.wait(container_id, exec_id).await
+    }
+
+    /// Sends `signal` to an exec process.
+    pub async fn kill_process(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+        signal: u32,
+    ) -> Result<(), ContainerdError> {
+        self.kill(container_id, exec_id, signal, false).await
+    }
+
+    /// Removes an exited (or never started) exec process from the task and closes its I/O;
+    /// missing means done. A running one is refused: kill it and wait for it first.
+    pub async fn delete_process(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+    ) -> Result<(), ContainerdError> {
+        let r = TasksClient::new(self.channel.clone())
+            .delete_process(self.req(DeleteProcessRequest {
+                container_id: container_id.to_string(),
+                exec_id: exec_id.to_string(),
+            }))
+            .await
+            .op("tasks.delete_process");
+        ignore_not_found(r.map(|_| ()))
     }
 }
 

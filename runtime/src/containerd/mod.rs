@@ -15,13 +15,16 @@ pub use containerd_client::services::v1::Image;
 pub use containerd_client::types::{Descriptor, Mount};
 pub use error::ContainerdError;
 
+/// The signal that cannot be caught: what `Tasks.Kill` sends to end a process for certain.
+pub const SIGKILL: u32 = 9;
+
 /// Labels podctl puts on containerd objects, and the gc labels containerd itself reads.
 pub mod labels {
     /// Pod a container belongs to.
     pub const POD: &str = "io.podctl.pod";
     /// Name of the container inside its pod.
     pub const CONTAINER: &str = "io.podctl.container";
-    /// `init` or `main`.
+    /// `init`, `sidecar` or `main`.
     pub const ROLE: &str = "io.podctl.role";
     /// Keeps an object from gc while it is referenced only by a lease that might expire.
     pub const GC_EXPIRE: &str = "containerd.io/gc.expire";

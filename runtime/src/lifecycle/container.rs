@@ -8,31 +8,32 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::Container;
 use tokio::task::JoinHandle;
 
-use super::logs::{open_log, Fifos};
-use super::{Event, LifecycleError, Observer, PodContext};
+use super::logs::{open_log, Fifos, Pumps};
+use super::{LifecycleError, Observer, PodContext};
 use crate::containerd::{
     labels, Client, ContainerSpec, ContainerdError, TaskExit, TaskIo, TaskStatus,
 };
 use crate::image::ResolvedImage;
-use crate::status::{k8s_time, ContainerState, ContainerStatus, Role, Terminated};
+use crate::status::{k8s_time, Role, Terminated};
 
-use super::SIGKILL;
+use crate::containerd::SIGKILL;
 
 const SIGTERM: u32 = 15;
 
-/// A container whose task exists (created, not started) or that failed to be created.
+/// One run (attempt) of a container: its record, rootfs and task, from creation (or a
+/// failed creation) through start and exit to removal.
 pub(crate) struct Prepared {
     pub name: Arc<str>,
     pub id: String,
-    pub role: Role,
-    pub image: String,
+    /// The process of its runtime spec: what an exec in this container inherits.
+    pub process: oci_spec::runtime::Process,
     snapshotter: String,
     stop_signal: u32,
     /// Why the task could not be created: the container ends as `StartError` when its turn
     /// comes, as the kubelet reports an unstartable container.
     create_error: Option<String>,
     wait: Option<JoinHandle<Result<TaskExit, ContainerdError>>>,
-    pumps: Option<JoinHandle<()>>,
+    pumps: Option<Pumps>,
     started_at: Option<SystemTime>,
     exit: Option<TaskExit>,
 }
@@ -48,17 +49,19 @@ pub(crate) fn container_id(pod: &str, name: &str) -> String {
 }
 
 impl Prepared {
-    /// Creates everything up to the task. Errors from the task's creation (runc refusing the
-    /// process) are kept for [`Prepared::start`]; other errors undo this container's objects.
+    /// Creates everything up to the task; `attempt` counts the container's restarts and
+    /// names its log file. Errors from the task's creation (runc refusing the process) are
+    /// kept for [`Prepared::start`]; other errors undo this container's objects.
     pub async fn create(
         ctx: &PodContext,
         container: &Container,
         role: Role,
         image: &ResolvedImage,
         observer: &Arc<dyn Observer>,
+        attempt: u32,
     ) -> Result<Self, LifecycleError> {
         let id = container_id(&ctx.pod_name, &container.name);
-        let result = Self::create_inner(ctx, container, role, image, observer, &id).await;
+        let result = Self::create_inner(ctx, container, role, image, observer, &id, attempt).await;
         if result.is_err() {
             remove(&ctx.client, &id, &image.snapshotter).await.ok();
         }
@@ -72,6 +75,7 @@ impl Prepared {
         image: &ResolvedImage,
         observer: &Arc<dyn Observer>,
         id: &str,
+        attempt: u32,
     ) -> Result<Self, LifecycleError> {
         let spec = ctx.spec_for(container, image, id)?;
         let stop_signal = image
@@ -84,14 +88,7 @@ impl Prepared {
         let labels = HashMap::from([
             (labels::POD.to_string(), ctx.pod_name.to_string()),
             (labels::CONTAINER.to_string(), container.name.clone()),
-            (
-                labels::ROLE.to_string(),
-                match role {
-                    Role::Init => "init",
-                    Role::Main => "main",
-                }
-                .to_string(),
-            ),
+            (labels::ROLE.to_string(), role.as_str().to_string()),
         ]);
         // The record comes first: once it names the snapshot key, gc keeps the snapshot.
         ctx.client
@@ -114,8 +111,8 @@ impl Prepared {
                 None,
             )
             .await?;
+        let log = open_log(&ctx.pod_dir, &container.name, attempt)?;
         let fifos = Fifos::open(&ctx.io_dir, id)?;
-        let log = open_log(&ctx.pod_dir, &container.name)?;
         let io = TaskIo {
             stdout: fifos.stdout_path.display().to_string(),
             stderr: fifos.stderr_path.display().to_string(),
@@ -124,8 +121,7 @@ impl Prepared {
         let mut prepared = Self {
             name: name.clone(),
             id: id.to_string(),
-            role,
-            image: container.image.clone().unwrap_or_default(),
+            process: spec.process().clone().unwrap_or_default(),
             snapshotter: image.snapshotter.clone(),
             stop_signal,
             create_error: None,
@@ -135,7 +131,12 @@ impl Prepared {
             exit: None,
         };
         tracing::debug!(pod = %ctx.pod_name, container = %container.name, id, "creating task");
-        match ctx.client.create_task(id, rootfs, io).await {
+        // Never while a task of the pod is being deleted: see `PodContext::shim_lock`.
+        let created = {
+            let _shim = ctx.shim_lock.read().await;
+            ctx.client.create_task(id, rootfs, io).await
+        };
+        match created {
             Ok(_pid) => {
                 prepared.pumps = Some(fifos.pump(name, log, observer.clone()));
                 let client = ctx.client.clone();
@@ -145,42 +146,43 @@ impl Prepared {
                 ));
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&fifos.stdout_path);
-                let _ = std::fs::remove_file(&fifos.stderr_path);
+                fifos.discard();
                 prepared.create_error = Some(e.to_string());
             }
         }
         Ok(prepared)
     }
 
-    /// Starts the task. A container that cannot start is recorded as exited (`StartError`,
-    /// exit code 128) rather than failing the whole run.
-    pub async fn start(&mut self, client: &Client, observer: &dyn Observer) {
-        if self.create_error.is_none() {
-            match client.start_task(&self.id).await {
-                Ok(_) => {
-                    tracing::debug!(container = %self.name, "started");
-                    self.started_at = Some(SystemTime::now());
-                    observer.event(Event::Started {
-                        container: &self.name,
-                        role: self.role,
-                    });
-                    return;
-                }
-                Err(e) => self.create_error = Some(e.to_string()),
-            }
-        }
+    /// Starts the task; returns when it started. A container that cannot start is
+    /// recorded as exited (`StartError`, exit code 128) rather than failing the whole run;
+    /// the error says why.
+    pub async fn start(&mut self, client: &Client) -> Result<SystemTime, String> {
         if let Some(msg) = &self.create_error {
-            observer.event(Event::Warning(&format!(
-                "container {} could not start: {msg}",
-                self.name
-            )));
+            return Err(msg.clone());
+        }
+        match client.start_task(&self.id).await {
+            Ok(_) => {
+                tracing::debug!(container = %self.name, "started");
+                let now = SystemTime::now();
+                self.started_at = Some(now);
+                Ok(now)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.create_error = Some(msg.clone());
+                Err(msg)
+            }
         }
     }
 
     /// True when the container's process was started (whatever happened next).
     pub fn ran(&self) -> bool {
         self.started_at.is_some()
+    }
+
+    /// When the process was started.
+    pub fn started_at(&self) -> Option<SystemTime> {
+        self.started_at
     }
 
     /// True when the task could not be created.
@@ -208,9 +210,8 @@ impl Prepared {
         self.exit = Some(exit);
         self.wait = None;
         if let Some(pumps) = self.pumps.take() {
-            // Output still buffered in the pipe arrives within moments of the exit; a
-            // grandchild holding the pipe open must not hold the pod.
-            let _ = tokio::time::timeout(Duration::from_secs(2), pumps).await;
+            // Output still buffered in the pipe arrives within moments of the exit.
+            pumps.finish(Duration::from_secs(2)).await;
         }
         Ok(())
     }
@@ -220,11 +221,11 @@ impl Prepared {
         self.stop_signal
     }
 
-    /// Kubernetes' view of how this container ended (or that it never ran).
-    pub fn status(&self) -> ContainerStatus {
-        let state = if let Some(exit) = self.exit {
+    /// How this attempt ended, as Kubernetes reports it; `None` while it has not.
+    pub fn terminated(&self) -> Option<Terminated> {
+        if let Some(exit) = self.exit {
             let code = exit.status as i32;
-            ContainerState::Terminated(Terminated {
+            Some(Terminated {
                 exit_code: code,
                 reason: if code == 0 { "Completed" } else { "Error" }.into(),
                 message: None,
@@ -232,8 +233,8 @@ impl Prepared {
                 finished_at: exit.exited_at.map(k8s_time),
                 container_id: format!("containerd://{}", self.id),
             })
-        } else if let Some(msg) = &self.create_error {
-            ContainerState::Terminated(Terminated {
+        } else {
+            self.create_error.as_ref().map(|msg| Terminated {
                 exit_code: 128,
                 reason: "StartError".into(),
                 message: Some(msg.clone()),
@@ -241,20 +242,12 @@ impl Prepared {
                 finished_at: None,
                 container_id: format!("containerd://{}", self.id),
             })
-        } else {
-            super::waiting("PodInitializing")
-        };
-        ContainerStatus {
-            name: self.name.to_string(),
-            image: self.image.clone(),
-            role: self.role,
-            state,
-            restart_count: 0,
         }
     }
 
     /// Deletes the task (its process must have exited or never started) so the shim can go.
-    pub async fn delete_task(&mut self, client: &Client) -> Result<(), LifecycleError> {
+    pub async fn delete_task(&mut self, ctx: &PodContext) -> Result<(), LifecycleError> {
+        let client = &ctx.client;
         if self.started_at.is_none() && self.create_error.is_none() {
             // Created, never started: the process sits in runc's exec fifo; kill it first.
             let _ = client.kill_task(&self.id, SIGKILL, true).await;
@@ -262,9 +255,9 @@ impl Prepared {
                 let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
             }
         }
-        if let Some(pumps) = self.pumps.take() {
-            pumps.abort();
-        }
+        // Dropping the pumps stops them and removes the FIFOs.
+        self.pumps = None;
+        let _shim = ctx.shim_lock.write().await;
         client.delete_task(&self.id).await?;
         tracing::debug!(container = %self.name, "task deleted");
         Ok(())

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
@@ -33,14 +34,27 @@ impl Fifos {
             };
             nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600))
                 .map_err(|e| io(e.into()))?;
-            pipe::OpenOptions::new().open_receiver(p).map_err(io)
+            pipe::OpenOptions::new().open_receiver(p).map_err(|e| {
+                let _ = std::fs::remove_file(p);
+                io(e)
+            })
         };
+        let stdout = make(&stdout_path)?;
+        let stderr = make(&stderr_path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&stdout_path);
+        })?;
         Ok(Self {
-            stdout: make(&stdout_path)?,
-            stderr: make(&stderr_path)?,
+            stdout,
+            stderr,
             stdout_path,
             stderr_path,
         })
+    }
+
+    /// Removes both FIFOs (the task could not be created).
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.stdout_path);
+        let _ = std::fs::remove_file(&self.stderr_path);
     }
 
     /// Starts copying both streams. Call only after the task exists: before the shim has
@@ -50,7 +64,7 @@ impl Fifos {
         container: Arc<str>,
         log: Arc<Mutex<File>>,
         observer: Arc<dyn Observer>,
-    ) -> JoinHandle<()> {
+    ) -> Pumps {
         let out = tokio::spawn(copy_lines(
             self.stdout,
             Stream::Stdout,
@@ -65,14 +79,41 @@ impl Fifos {
             log,
             observer,
         ));
-        let paths = [self.stdout_path, self.stderr_path];
-        tokio::spawn(async move {
+        Pumps {
+            copies: [out, err],
+            paths: [self.stdout_path, self.stderr_path],
+        }
+    }
+}
+
+/// The tasks copying a container's output, and the FIFOs they read.
+pub(crate) struct Pumps {
+    copies: [JoinHandle<()>; 2],
+    paths: [PathBuf; 2],
+}
+
+impl Pumps {
+    /// Lets the copies drain what is still in the pipes, for at most `limit` (a grandchild
+    /// holding a pipe open must not hold the pod), then stops them and removes the FIFOs.
+    pub async fn finish(mut self, limit: Duration) {
+        let [out, err] = &mut self.copies;
+        let _ = tokio::time::timeout(limit, async {
             let _ = out.await;
             let _ = err.await;
-            for p in paths {
-                let _ = std::fs::remove_file(p);
-            }
         })
+        .await;
+    }
+}
+
+/// Dropped (also when `finish` is cancelled): the copies stop and the FIFOs go.
+impl Drop for Pumps {
+    fn drop(&mut self) {
+        for copy in &self.copies {
+            copy.abort();
+        }
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -153,9 +194,10 @@ fn write_cri_line(log: &Mutex<File>, stream: Stream, complete: bool, line: &[u8]
 pub(crate) fn open_log(
     pod_dir: &Path,
     container: &str,
+    restart: u32,
 ) -> Result<Arc<Mutex<File>>, LifecycleError> {
     let dir = pod_dir.join("logs").join(container);
-    let path = dir.join("0.log");
+    let path = dir.join(format!("{restart}.log"));
     let io = |source| LifecycleError::Io {
         path: path.clone(),
         source,

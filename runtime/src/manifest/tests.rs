@@ -1,9 +1,11 @@
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
-    Lifecycle, PodSecurityContext, PodSpec, Probe, ResourceRequirements, Toleration, Volume,
-    VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, GRPCAction,
+    HTTPGetAction, HTTPHeader, HostPathVolumeSource, Lifecycle, LifecycleHandler,
+    PodSecurityContext, PodSpec, Probe, ResourceRequirements, SleepAction, TCPSocketAction,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::*;
 
@@ -21,6 +23,7 @@ metadata:
 spec:
   restartPolicy: OnFailure
   terminationGracePeriodSeconds: 10
+  activeDeadlineSeconds: 600
   hostNetwork: false
   dnsPolicy: ClusterFirst
   schedulerName: default-scheduler
@@ -42,6 +45,18 @@ spec:
     command: [sh, -c, "echo ready > /cache/ready"]
     volumeMounts:
     - {name: cache, mountPath: /cache}
+  - name: logger
+    image: busybox
+    restartPolicy: Always
+    command: [sh, -c, "touch /tmp/up && exec sleep infinity"]
+    startupProbe:
+      exec: {command: [test, -e, /tmp/up]}
+      failureThreshold: 3
+      periodSeconds: 10
+      successThreshold: 1
+      timeoutSeconds: 1
+    lifecycle:
+      postStart: {exec: {command: ["true"]}}
   containers:
   - name: app
     image: docker.io/library/nginx:1.27
@@ -53,6 +68,21 @@ spec:
     - {name: my.var-1, value: "$(GREETING) world"}
     ports:
     - {containerPort: 80, name: http, protocol: TCP}
+    livenessProbe:
+      httpGet: {path: /, port: http, scheme: HTTP}
+      failureThreshold: 3
+      periodSeconds: 10
+      successThreshold: 1
+      timeoutSeconds: 1
+    readinessProbe:
+      tcpSocket: {port: 80}
+      initialDelaySeconds: 2
+      failureThreshold: 3
+      periodSeconds: 5
+      successThreshold: 2
+      timeoutSeconds: 1
+    lifecycle:
+      preStop: {sleep: {seconds: 5}}
     volumeMounts:
     - {name: cache, mountPath: /cache, readOnly: true}
     - {name: scratch, mountPath: /scratch, subPath: app/tmp}
@@ -96,6 +126,37 @@ fn container(name: &str) -> Container {
         image: Some("busybox".into()),
         ..Default::default()
     }
+}
+
+/// An init container with `restartPolicy: Always`.
+fn sidecar(name: &str) -> Container {
+    Container {
+        restart_policy: Some("Always".into()),
+        ..container(name)
+    }
+}
+
+fn exec_probe() -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["true".into()]),
+        }),
+        ..Default::default()
+    }
+}
+
+fn http_get(port: IntOrString) -> HTTPGetAction {
+    HTTPGetAction {
+        port,
+        ..Default::default()
+    }
+}
+
+fn sleep(seconds: i64) -> Option<LifecycleHandler> {
+    Some(LifecycleHandler {
+        sleep: Some(SleepAction { seconds }),
+        ..Default::default()
+    })
 }
 
 fn spec(pod: &mut Pod) -> &mut PodSpec {
@@ -569,13 +630,535 @@ fn long_names() {
     );
 }
 
+const HEADER_FMT: &str = "a valid HTTP header must consist of alphanumeric characters or '-' (e.g. 'X-Header-Name', regex used for validation is '[-A-Za-z0-9]+')";
+
+/// validation.go's `validateProbe`, `validateLifecycle` and their handlers, on regular
+/// containers and sidecars; complete messages.
+#[test]
+fn probe_and_hook_rules() {
+    let cases: &[Case] = &[
+        (
+            "probe without a handler",
+            |p| app(p).liveness_probe = Some(Probe::default()),
+            &["spec.containers[0].livenessProbe: Required value: must specify a handler type"],
+        ),
+        (
+            "probe with three handlers: the first is validated, the others forbidden",
+            |p| {
+                let mut probe = exec_probe();
+                probe.exec = Some(ExecAction { command: None });
+                probe.tcp_socket = Some(TCPSocketAction { port: IntOrString::Int(80), host: None });
+                probe.grpc = Some(GRPCAction { port: 9000, ..Default::default() });
+                app(p).readiness_probe = Some(probe);
+            },
+            &[
+                "spec.containers[0].readinessProbe.exec.command: Required value",
+                "spec.containers[0].readinessProbe.tcpSocket: Forbidden: may not specify more than 1 handler type",
+                "spec.containers[0].readinessProbe.grpc: Forbidden: may not specify more than 1 handler type",
+            ],
+        ),
+        (
+            "exec command required, also when empty",
+            |p| {
+                app(p).liveness_probe = Some(Probe {
+                    exec: Some(ExecAction { command: None }),
+                    ..Default::default()
+                });
+                app(p).startup_probe = Some(Probe {
+                    exec: Some(ExecAction { command: Some(vec![]) }),
+                    ..Default::default()
+                });
+            },
+            &[
+                "spec.containers[0].livenessProbe.exec.command: Required value",
+                "spec.containers[0].startupProbe.exec.command: Required value",
+            ],
+        ),
+        (
+            "negative probe counts",
+            |p| {
+                let mut probe = exec_probe();
+                probe.initial_delay_seconds = Some(-1);
+                probe.timeout_seconds = Some(-2);
+                probe.period_seconds = Some(-3);
+                probe.success_threshold = Some(-4);
+                probe.failure_threshold = Some(-5);
+                app(p).readiness_probe = Some(probe);
+            },
+            &[
+                "spec.containers[0].readinessProbe.initialDelaySeconds: Invalid value: -1: must be greater than or equal to 0",
+                "spec.containers[0].readinessProbe.timeoutSeconds: Invalid value: -2: must be greater than or equal to 0",
+                "spec.containers[0].readinessProbe.periodSeconds: Invalid value: -3: must be greater than or equal to 0",
+                "spec.containers[0].readinessProbe.successThreshold: Invalid value: -4: must be greater than or equal to 0",
+                "spec.containers[0].readinessProbe.failureThreshold: Invalid value: -5: must be greater than or equal to 0",
+            ],
+        ),
+        (
+            "zero counts are the API server's defaults",
+            |p| {
+                let mut probe = exec_probe();
+                probe.initial_delay_seconds = Some(0);
+                probe.timeout_seconds = Some(0);
+                probe.period_seconds = Some(0);
+                probe.success_threshold = Some(0);
+                probe.failure_threshold = Some(0);
+                app(p).liveness_probe = Some(probe.clone());
+                app(p).startup_probe = Some(probe);
+            },
+            &[],
+        ),
+        (
+            "successThreshold must be 1 for liveness and startup, not readiness",
+            |p| {
+                let with = |n| Probe { success_threshold: Some(n), ..exec_probe() };
+                app(p).liveness_probe = Some(with(2));
+                app(p).readiness_probe = Some(with(5));
+                app(p).startup_probe = Some(with(3));
+            },
+            &[
+                "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+                "spec.containers[0].startupProbe.successThreshold: Invalid value: 3: must be 1",
+            ],
+        ),
+        (
+            "negative successThreshold of a liveness probe breaks both rules",
+            |p| app(p).liveness_probe = Some(Probe { success_threshold: Some(-1), ..exec_probe() }),
+            &[
+                "spec.containers[0].livenessProbe.successThreshold: Invalid value: -1: must be greater than or equal to 0",
+                "spec.containers[0].livenessProbe.successThreshold: Invalid value: -1: must be 1",
+            ],
+        ),
+        (
+            "probe grace period",
+            |p| {
+                app(p).liveness_probe = Some(Probe {
+                    termination_grace_period_seconds: Some(0),
+                    ..exec_probe()
+                });
+                app(p).readiness_probe = Some(Probe {
+                    termination_grace_period_seconds: Some(10),
+                    ..exec_probe()
+                });
+            },
+            &[
+                "spec.containers[0].livenessProbe.terminationGracePeriodSeconds: Invalid value: 0: must be greater than 0",
+                "spec.containers[0].readinessProbe.terminationGracePeriodSeconds: Invalid value: 10: must not be set for readinessProbes",
+            ],
+        ),
+        (
+            "port numbers",
+            |p| {
+                app(p).liveness_probe = Some(Probe {
+                    tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(0), host: None }),
+                    ..Default::default()
+                });
+                app(p).readiness_probe = Some(Probe {
+                    http_get: Some(http_get(IntOrString::Int(70000))),
+                    ..Default::default()
+                });
+            },
+            &[
+                "spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.containers[0].readinessProbe.httpGet.port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            ],
+        ),
+        (
+            "port names are IANA service names",
+            |p| {
+                let tcp = |name: &str| Probe {
+                    tcp_socket: Some(TCPSocketAction {
+                        port: IntOrString::String(name.into()),
+                        host: None,
+                    }),
+                    ..Default::default()
+                };
+                app(p).liveness_probe = Some(tcp("8080"));
+                app(p).readiness_probe = Some(tcp("Web_port"));
+                app(p).startup_probe = Some(tcp(""));
+            },
+            &[
+                "spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: \"8080\": must contain at least one letter (a-z)",
+                "spec.containers[0].readinessProbe.tcpSocket.port: Invalid value: \"Web_port\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                "spec.containers[0].startupProbe.tcpSocket.port: Invalid value: \"\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                "spec.containers[0].startupProbe.tcpSocket.port: Invalid value: \"\": must contain at least one letter (a-z)",
+            ],
+        ),
+        (
+            "a port name need not be one of the container's ports (the kubelet reports it)",
+            |p| {
+                app(p).liveness_probe = Some(Probe {
+                    http_get: Some(http_get(IntOrString::String("http".into()))),
+                    ..Default::default()
+                })
+            },
+            &[],
+        ),
+        (
+            "httpGet scheme",
+            |p| {
+                let mut get = http_get(IntOrString::Int(80));
+                get.scheme = Some("http".into());
+                app(p).liveness_probe = Some(Probe { http_get: Some(get), ..Default::default() });
+            },
+            &["spec.containers[0].livenessProbe.httpGet.scheme: Unsupported value: \"http\": supported values: \"HTTP\", \"HTTPS\""],
+        ),
+        (
+            "httpGet header names",
+            |p| {
+                let mut get = http_get(IntOrString::Int(80));
+                get.http_headers = Some(vec![
+                    HTTPHeader { name: "X Bad".into(), value: "1".into() },
+                    HTTPHeader { name: String::new(), value: "2".into() },
+                    HTTPHeader { name: "X-Ok-2".into(), value: "any value: at all".into() },
+                ]);
+                app(p).lifecycle = Some(Lifecycle {
+                    post_start: Some(LifecycleHandler { http_get: Some(get), ..Default::default() }),
+                    ..Default::default()
+                });
+            },
+            &[
+                "spec.containers[0].lifecycle.postStart.httpGet.httpHeaders: Invalid value: \"X Bad\": {HEADER}",
+                "spec.containers[0].lifecycle.postStart.httpGet.httpHeaders: Invalid value: \"\": {HEADER}",
+            ],
+        ),
+        (
+            "hook without a handler",
+            |p| {
+                app(p).lifecycle = Some(Lifecycle {
+                    post_start: Some(LifecycleHandler::default()),
+                    ..Default::default()
+                })
+            },
+            &["spec.containers[0].lifecycle.postStart: Required value: must specify a handler type"],
+        ),
+        (
+            "hook with two handlers",
+            |p| {
+                app(p).lifecycle = Some(Lifecycle {
+                    pre_stop: Some(LifecycleHandler {
+                        exec: Some(ExecAction { command: Some(vec!["true".into()]) }),
+                        ..sleep(1).expect("handler")
+                    }),
+                    ..Default::default()
+                })
+            },
+            &["spec.containers[0].lifecycle.preStop.sleep: Forbidden: may not specify more than 1 handler type"],
+        ),
+        (
+            "sleep within the default grace period",
+            |p| {
+                app(p).lifecycle = Some(Lifecycle {
+                    post_start: sleep(-1),
+                    pre_stop: sleep(31),
+                    ..Default::default()
+                })
+            },
+            &[
+                "spec.containers[0].lifecycle.postStart.sleep: Invalid value: -1: must be non-negative and less than terminationGracePeriodSeconds (30)",
+                "spec.containers[0].lifecycle.preStop.sleep: Invalid value: 31: must be non-negative and less than terminationGracePeriodSeconds (30)",
+            ],
+        ),
+        (
+            "sleep within the pod's grace period; zero and the whole period are fine",
+            |p| {
+                spec(p).termination_grace_period_seconds = Some(5);
+                app(p).lifecycle = Some(Lifecycle {
+                    post_start: sleep(0),
+                    pre_stop: sleep(5),
+                    ..Default::default()
+                });
+                let mut c = container("other");
+                c.lifecycle = Some(Lifecycle { pre_stop: sleep(6), ..Default::default() });
+                spec(p).containers.push(c);
+            },
+            &["spec.containers[1].lifecycle.preStop.sleep: Invalid value: 6: must be non-negative and less than terminationGracePeriodSeconds (5)"],
+        ),
+        (
+            "sleep is not measured against a negative grace period",
+            |p| {
+                spec(p).termination_grace_period_seconds = Some(-1);
+                app(p).lifecycle = Some(Lifecycle { pre_stop: sleep(10), ..Default::default() });
+            },
+            &["spec.terminationGracePeriodSeconds: Invalid value: -1: must be greater than or equal to 0"],
+        ),
+        (
+            "refused handlers are validated first",
+            |p| {
+                app(p).liveness_probe = Some(Probe {
+                    grpc: Some(GRPCAction { port: 0, ..Default::default() }),
+                    ..Default::default()
+                });
+                app(p).lifecycle = Some(Lifecycle {
+                    pre_stop: Some(LifecycleHandler {
+                        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(0), host: None }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            },
+            &[
+                "spec.containers[0].lifecycle.preStop.tcpSocket.port: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.containers[0].livenessProbe.grpc.port: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.containers[0].lifecycle.preStop.tcpSocket: Forbidden: not supported by podctl yet",
+                "spec.containers[0].livenessProbe.grpc: Forbidden: not supported by podctl yet",
+            ],
+        ),
+        (
+            "a sidecar's probes and hooks follow the same rules",
+            |p| {
+                let mut c = sidecar("proxy");
+                c.liveness_probe = Some(Probe { success_threshold: Some(2), ..exec_probe() });
+                c.lifecycle = Some(Lifecycle { pre_stop: sleep(60), ..Default::default() });
+                spec(p).init_containers = Some(vec![c]);
+            },
+            &[
+                "spec.initContainers[0].lifecycle.preStop.sleep: Invalid value: 60: must be non-negative and less than terminationGracePeriodSeconds (30)",
+                "spec.initContainers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+            ],
+        ),
+        (
+            "a regular init container's probes are forbidden whole, not looked into",
+            |p| {
+                let mut c = container("setup");
+                c.liveness_probe = Some(Probe {
+                    grpc: Some(GRPCAction { port: 0, ..Default::default() }),
+                    success_threshold: Some(2),
+                    ..Default::default()
+                });
+                c.lifecycle = Some(Lifecycle {
+                    stop_signal: Some("SIGUSR1".into()),
+                    ..Default::default()
+                });
+                spec(p).init_containers = Some(vec![c]);
+            },
+            &[
+                "spec.initContainers[0].lifecycle: Forbidden: may not be set for init containers without restartPolicy=Always",
+                "spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
+            ],
+        ),
+    ];
+    for (name, mutate, want) in cases {
+        let mut pod = base();
+        mutate(&mut pod);
+        let want: Vec<String> = want
+            .iter()
+            .map(|s| s.replace("{HEADER}", HEADER_FMT))
+            .collect();
+        assert_eq!(errors(&pod), want, "case {name:?}");
+    }
+}
+
+#[test]
+fn active_deadline_seconds() {
+    for ok in [1, 600, 2147483647] {
+        let mut pod = base();
+        spec(&mut pod).active_deadline_seconds = Some(ok);
+        assert_eq!(errors(&pod), Vec::<String>::new(), "{ok}");
+    }
+    for bad in [0, -5, 2147483648] {
+        let mut pod = base();
+        spec(&mut pod).active_deadline_seconds = Some(bad);
+        assert_eq!(
+            errors(&pod),
+            [format!(
+                "spec.activeDeadlineSeconds: Invalid value: {bad}: must be between 1 and 2147483647, inclusive"
+            )],
+        );
+    }
+}
+
+#[test]
+fn sidecars_probes_and_hooks_are_accepted() {
+    let text = manifest(
+        r#"spec:
+  activeDeadlineSeconds: 3600
+  terminationGracePeriodSeconds: 20
+  initContainers:
+  - name: setup
+    image: busybox
+  - name: proxy
+    image: busybox
+    restartPolicy: Always
+    ports: [{containerPort: 15021, name: health}]
+    startupProbe:
+      httpGet: {port: health, path: /healthz/ready, host: 127.0.0.1}
+      periodSeconds: 1
+      failureThreshold: 30
+    readinessProbe:
+      tcpSocket: {port: 15021, host: localhost}
+      successThreshold: 3
+    livenessProbe:
+      exec: {command: [sh, -c, "test -e /tmp/alive"]}
+      initialDelaySeconds: 0
+    lifecycle:
+      postStart: {exec: {command: ["true"]}}
+      preStop: {sleep: {seconds: 20}}
+  containers:
+  - name: app
+    image: busybox
+    livenessProbe:
+      httpGet:
+        port: 8080
+        path: ""
+        scheme: ""
+        host: "::1"
+        httpHeaders: [{name: X-Probe, value: "yes"}]
+    readinessProbe:
+      httpGet: {port: web, scheme: HTTP}
+    lifecycle:
+      preStop: {httpGet: {port: 8080, path: /shutdown}}
+  - name: bare
+    image: busybox
+    lifecycle: {}
+"#,
+    );
+    let pod = parse(&text, "pod.yaml").expect("parses");
+    assert_eq!(errors(&pod), Vec::<String>::new());
+}
+
 #[test]
 fn unsupported_fields_are_refused_with_their_path() {
     let cases: &[Case] = &[
         (
-            "probe",
-            |p| app(p).liveness_probe = Some(Probe::default()),
-            &["spec.containers[0].livenessProbe"],
+            "gRPC probe",
+            |p| {
+                app(p).liveness_probe = Some(Probe {
+                    grpc: Some(GRPCAction {
+                        port: 9000,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+            },
+            &["spec.containers[0].livenessProbe.grpc"],
+        ),
+        (
+            "HTTPS probe",
+            |p| {
+                let mut get = http_get(IntOrString::Int(443));
+                get.scheme = Some("HTTPS".into());
+                app(p).readiness_probe = Some(Probe {
+                    http_get: Some(get),
+                    ..Default::default()
+                });
+            },
+            &["spec.containers[0].readinessProbe.httpGet.scheme"],
+        ),
+        (
+            "HTTP/2 probe",
+            |p| {
+                let mut get = http_get(IntOrString::Int(80));
+                get.protocol = Some("HTTP2".into());
+                app(p).readiness_probe = Some(Probe {
+                    http_get: Some(get),
+                    ..Default::default()
+                });
+            },
+            &["spec.containers[0].readinessProbe.httpGet.protocol"],
+        ),
+        (
+            "host names in probes and hooks",
+            |p| {
+                let mut get = http_get(IntOrString::Int(80));
+                get.host = Some("example.com".into());
+                app(p).liveness_probe = Some(Probe {
+                    http_get: Some(get.clone()),
+                    ..Default::default()
+                });
+                app(p).startup_probe = Some(Probe {
+                    tcp_socket: Some(TCPSocketAction {
+                        port: IntOrString::Int(5432),
+                        host: Some("db".into()),
+                    }),
+                    ..Default::default()
+                });
+                app(p).lifecycle = Some(Lifecycle {
+                    post_start: Some(LifecycleHandler {
+                        http_get: Some(get),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            },
+            &[
+                "spec.containers[0].lifecycle.postStart.httpGet.host",
+                "spec.containers[0].livenessProbe.httpGet.host",
+                "spec.containers[0].startupProbe.tcpSocket.host",
+            ],
+        ),
+        (
+            "hosts that need no name resolution",
+            |p| {
+                for (i, host) in ["", "127.0.0.1", "::1", "localhost"]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let mut c = container(&format!("c{i}"));
+                    c.readiness_probe = Some(Probe {
+                        tcp_socket: Some(TCPSocketAction {
+                            port: IntOrString::Int(80),
+                            host: Some(host.into()),
+                        }),
+                        ..Default::default()
+                    });
+                    let mut get = http_get(IntOrString::Int(80));
+                    get.host = Some(host.into());
+                    c.liveness_probe = Some(Probe {
+                        http_get: Some(get),
+                        ..Default::default()
+                    });
+                    spec(p).containers.push(c);
+                }
+            },
+            &[],
+        ),
+        (
+            "tcpSocket hook, which the kubelet never runs",
+            |p| {
+                app(p).lifecycle = Some(Lifecycle {
+                    pre_stop: Some(LifecycleHandler {
+                        tcp_socket: Some(TCPSocketAction {
+                            port: IntOrString::Int(80),
+                            host: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+            },
+            &["spec.containers[0].lifecycle.preStop.tcpSocket"],
+        ),
+        (
+            "stopSignal",
+            |p| {
+                app(p).lifecycle = Some(Lifecycle {
+                    stop_signal: Some("SIGUSR1".into()),
+                    ..Default::default()
+                })
+            },
+            &["spec.containers[0].lifecycle.stopSignal"],
+        ),
+        (
+            "refusals inside a sidecar's probes and hooks",
+            |p| {
+                let mut c = sidecar("proxy");
+                c.startup_probe = Some(Probe {
+                    grpc: Some(GRPCAction {
+                        port: 15021,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                c.lifecycle = Some(Lifecycle {
+                    stop_signal: Some("SIGQUIT".into()),
+                    ..Default::default()
+                });
+                spec(p).init_containers = Some(vec![c]);
+            },
+            &[
+                "spec.initContainers[0].lifecycle.stopSignal",
+                "spec.initContainers[0].startupProbe.grpc",
+            ],
         ),
         (
             "resources with limits",
@@ -660,19 +1243,6 @@ fn unsupported_fields_are_refused_with_their_path() {
             ],
         ),
         (
-            "native sidecar",
-            |p| {
-                let mut c = container("proxy");
-                c.restart_policy = Some("Always".into());
-                c.readiness_probe = Some(Probe::default());
-                spec(p).init_containers = Some(vec![c]);
-            },
-            &[
-                "spec.initContainers[0].restartPolicy",
-                "spec.initContainers[0].readinessProbe",
-            ],
-        ),
-        (
             "other volume sources",
             |p| {
                 volumes(p).push(Volume {
@@ -715,10 +1285,8 @@ fn unsupported_fields_are_refused_with_their_path() {
                     run_as_user: Some(1000),
                     ..Default::default()
                 });
-                s.active_deadline_seconds = Some(60);
             },
             &[
-                "spec.activeDeadlineSeconds",
                 "spec.dnsPolicy",
                 "spec.hostPID",
                 "spec.hostname",

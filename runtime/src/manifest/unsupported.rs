@@ -7,13 +7,22 @@
 //! `kubectl get -o yaml` carry `dnsPolicy: ClusterFirst`, `schedulerName: default-scheduler`,
 //! `terminationMessagePath: /dev/termination-log`, `securityContext: {}` ...).
 //!
+//! Probes and lifecycle hooks (on regular containers and sidecars; on other init containers
+//! the rules forbid them whole) are walked down to their handlers: `exec`, `tcpSocket` and
+//! `httpGet` (plain HTTP) probes, `exec`, `httpGet` and `sleep` hooks are implemented. A
+//! `host` is honoured only when it needs no name resolution (empty, an IP address or
+//! `localhost`): podctl probes from inside the pod's network namespace and resolves no names.
+//!
 //! Accepted and ignored, as the API server does on create: `status` and the metadata the
 //! server sets itself (`uid`, `creationTimestamp`, `generation`, `managedFields`, `selfLink`,
 //! `deletionTimestamp`, `deletionGracePeriodSeconds`). podctl assigns its own uid.
 
+use std::net::IpAddr;
+
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HostPathVolumeSource, PodOS, PodSpec,
-    Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, HTTPGetAction, HTTPHeader,
+    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodOS, PodSpec, Probe, SleepAction,
+    TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -141,7 +150,8 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         host_network,
         // No services on one host: no service link variables either way.
         enable_service_links: _,
-        active_deadline_seconds,
+        // Enforced by the lifecycle engine (phase Failed, reason DeadlineExceeded).
+        active_deadline_seconds: _,
         affinity,
         automount_service_account_token,
         dns_config,
@@ -179,7 +189,6 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         topology_spread_constraints,
     } = spec;
     let p = "spec";
-    r.present(p, "activeDeadlineSeconds", active_deadline_seconds);
     r.non_empty(p, "affinity", affinity);
     // No service account token is mounted; asking for one explicitly is refused.
     r.unless(
@@ -266,20 +275,28 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
 
     let host_network = host_network.unwrap_or(false);
     for (i, c) in init_containers.iter().flatten().enumerate() {
-        let path = format!("spec.initContainers[{i}]");
-        // Native sidecars (KEP-753) need their own start/stop order: not yet.
-        r.present(&path, "restartPolicy", &c.restart_policy);
-        container(r, &path, c, host_network);
+        // Native sidecars (`restartPolicy: Always`, the only valid value) may have hooks and
+        // probes; on other init containers the rules forbid them.
+        let sidecar = c.restart_policy.as_deref() == Some("Always");
+        container(
+            r,
+            &format!("spec.initContainers[{i}]"),
+            c,
+            host_network,
+            sidecar,
+        );
     }
     for (i, c) in containers.iter().enumerate() {
-        container(r, &format!("spec.containers[{i}]"), c, host_network);
+        container(r, &format!("spec.containers[{i}]"), c, host_network, true);
     }
     for (i, v) in volumes.iter().flatten().enumerate() {
         volume(r, &format!("spec.volumes[{i}]"), v);
     }
 }
 
-fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool) {
+/// `hooks_allowed`: whether `lifecycle` and the probes may be set at all (regular containers
+/// and sidecars); elsewhere the rules report them and their content is not looked at.
+fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool, hooks_allowed: bool) {
     let Container {
         name: _,
         image: _,
@@ -318,10 +335,21 @@ fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool) {
         r.present(&format!("{path}.env[{i}]"), "valueFrom", value_from);
     }
     r.non_empty(path, "envFrom", env_from);
-    r.present(path, "lifecycle", lifecycle);
-    r.present(path, "livenessProbe", liveness_probe);
-    r.present(path, "readinessProbe", readiness_probe);
-    r.present(path, "startupProbe", startup_probe);
+    if hooks_allowed {
+        if let Some(l) = lifecycle {
+            container_lifecycle(r, &join(path, "lifecycle"), l);
+        }
+        let probes = [
+            ("livenessProbe", liveness_probe),
+            ("readinessProbe", readiness_probe),
+            ("startupProbe", startup_probe),
+        ];
+        for (field, p) in probes {
+            if let Some(p) = p {
+                probe(r, &join(path, field), p);
+            }
+        }
+    }
     r.non_empty(path, "resizePolicy", resize_policy);
     r.non_empty(path, "resources", resources);
     r.non_empty(path, "restartPolicyRules", restart_policy_rules);
@@ -348,6 +376,102 @@ fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool) {
     }
     for (i, m) in volume_mounts.iter().flatten().enumerate() {
         volume_mount(r, &format!("{path}.volumeMounts[{i}]"), m);
+    }
+}
+
+fn probe(r: &mut Refusals, path: &str, p: &Probe) {
+    let Probe {
+        exec,
+        http_get,
+        tcp_socket,
+        grpc,
+        initial_delay_seconds: _,
+        timeout_seconds: _,
+        period_seconds: _,
+        success_threshold: _,
+        failure_threshold: _,
+        // A failed liveness or startup probe kills with it instead of the pod's.
+        termination_grace_period_seconds: _,
+    } = p;
+    if let Some(e) = exec {
+        exec_action(e);
+    }
+    if let Some(h) = http_get {
+        http_get_action(r, &join(path, "httpGet"), h);
+    }
+    if let Some(t) = tcp_socket {
+        let TCPSocketAction { port: _, host } = t;
+        probe_host(r, &join(path, "tcpSocket"), host.as_deref());
+    }
+    r.present(path, "grpc", grpc);
+}
+
+fn container_lifecycle(r: &mut Refusals, path: &str, l: &Lifecycle) {
+    let Lifecycle {
+        post_start,
+        pre_stop,
+        stop_signal,
+    } = l;
+    for (field, hook) in [("postStart", post_start), ("preStop", pre_stop)] {
+        if let Some(h) = hook {
+            lifecycle_handler(r, &join(path, field), h);
+        }
+    }
+    // The stop signal is the image's STOPSIGNAL, else SIGTERM.
+    r.present(path, "stopSignal", stop_signal);
+}
+
+fn lifecycle_handler(r: &mut Refusals, path: &str, h: &LifecycleHandler) {
+    let LifecycleHandler {
+        exec,
+        http_get,
+        sleep,
+        tcp_socket,
+    } = h;
+    if let Some(e) = exec {
+        exec_action(e);
+    }
+    if let Some(g) = http_get {
+        http_get_action(r, &join(path, "httpGet"), g);
+    }
+    if let Some(s) = sleep {
+        let SleepAction { seconds: _ } = s;
+    }
+    // The API keeps it for compatibility; the kubelet never runs it.
+    r.present(path, "tcpSocket", tcp_socket);
+}
+
+fn exec_action(e: &ExecAction) {
+    // Its only field is supported; named so that a new one is noticed.
+    let ExecAction { command: _ } = e;
+}
+
+fn http_get_action(r: &mut Refusals, path: &str, h: &HTTPGetAction) {
+    let HTTPGetAction {
+        path: _,
+        port: _,
+        http_headers,
+        host,
+        scheme,
+        protocol,
+    } = h;
+    for header in http_headers.iter().flatten() {
+        let HTTPHeader { name: _, value: _ } = header;
+    }
+    probe_host(r, path, host.as_deref());
+    // A bad value is reported by the rules; only the other valid one is refused here.
+    r.unless(path, "scheme", scheme.as_deref(), &["", "HTTP"]);
+    // HTTP/2 cleartext (alpha `H2CContainerProbe`).
+    r.present(path, "protocol", protocol);
+}
+
+/// `host` of a `tcpSocket`/`httpGet` action: empty (the pod's address), an IP address or
+/// `localhost`; a name would have to be resolved, which podctl does not do.
+fn probe_host(r: &mut Refusals, path: &str, host: Option<&str>) {
+    if let Some(host) = host {
+        if !(host.is_empty() || host == "localhost" || host.parse::<IpAddr>().is_ok()) {
+            r.refuse(join(path, "host"));
+        }
     }
 }
 

@@ -1,14 +1,23 @@
 //! Kubernetes' own validation rules for the fields podctl accepts, worded as kubectl prints
 //! them (`pkg/apis/core/validation/validation.go`, K8S-SEMANTICS §10), plus the few checks
 //! podctl adds because a name or path becomes a host name, a file name or a mount.
+//!
+//! The API server validates a pod after filling in its defaults, so the rules here read an
+//! absent (or, where the defaulting does so, zero or empty) value as its default: a probe's
+//! `timeoutSeconds`, `periodSeconds`, `successThreshold` and `failureThreshold` of 0, an
+//! `httpGet` without `path` (`/`) or `scheme` (`HTTP`), a pod without
+//! `terminationGracePeriodSeconds` (30).
 
 use std::collections::HashSet;
+use std::fmt::Display;
 use std::path::{Component, Path};
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, HostPathVolumeSource, PodSpec, Volume,
-    VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, ExecAction, GRPCAction, HTTPGetAction,
+    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSpec, Probe, SleepAction,
+    TCPSocketAction, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::error::FieldError;
 use super::quantity::{quantity_bytes, QuantityError};
@@ -25,9 +34,14 @@ const DNS1123_SUBDOMAIN_FMT: &str = "a lowercase RFC 1123 subdomain must consist
 const ENV_VAR_NAME_FMT: &str = "a valid environment variable name must consist of alphabetic \
     characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  \
     or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
+const HTTP_HEADER_NAME_FMT: &str = "a valid HTTP header must consist of alphanumeric \
+    characters or '-' (e.g. 'X-Header-Name', regex used for validation is '[-A-Za-z0-9]+')";
 const POD_NAME_LABEL: &str = "podctl requires the pod name to be an RFC 1123 label (at most \
     63 characters, lower case alphanumeric characters or '-', no '.') because it becomes the \
     pod's hostname and part of file names";
+
+/// `spec.terminationGracePeriodSeconds` when absent (`v1.DefaultTerminationGracePeriodSeconds`).
+const DEFAULT_GRACE_PERIOD_SECONDS: i64 = 30;
 
 /// Kubernetes' values for `spec.volumes[*].hostPath.type`, sorted as the API server lists them.
 const HOST_PATH_TYPES: &[&str] = &[
@@ -63,6 +77,11 @@ impl Errors {
 
     fn invalid(&mut self, path: impl Into<String>, value: &str, detail: &str) {
         self.push(path, format!("Invalid value: {value:?}: {detail}"));
+    }
+
+    /// `Invalid value` of a number, which kubectl prints unquoted.
+    fn invalid_number(&mut self, path: impl Into<String>, value: impl Display, detail: &str) {
+        self.push(path, format!("Invalid value: {value}: {detail}"));
     }
 
     fn unsupported(&mut self, path: impl Into<String>, value: &str, supported: &[&str]) {
@@ -136,6 +155,14 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
         }
     }
 
+    // A sleep action must fit in the grace period. A negative one is reported on its own
+    // field (Kubernetes reads it as 1 s); measuring the sleep against it would only repeat that.
+    let grace = match spec.termination_grace_period_seconds {
+        None => Some(DEFAULT_GRACE_PERIOD_SECONDS),
+        Some(secs) if secs >= 0 => Some(secs),
+        Some(_) => None,
+    };
+
     // As `validateInitContainers` does, an init container's name is checked against every
     // regular container too, so a clash between the two kinds is reported on the init one.
     let mut init_names: HashSet<&str> = spec
@@ -148,7 +175,7 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
     for (i, c) in init.iter().enumerate() {
         let path = format!("spec.initContainers[{i}]");
         container(v, &path, c, &volume_names);
-        init_container(v, &path, c);
+        init_container(v, &path, c, grace);
         unique_name(v, &path, c, &mut init_names);
     }
     let mut container_names = HashSet::new();
@@ -158,6 +185,7 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
     for (i, c) in spec.containers.iter().enumerate() {
         let path = format!("spec.containers[{i}]");
         container(v, &path, c, &volume_names);
+        hooks_and_probes(v, &path, c, grace);
         if c.restart_policy.is_some() {
             v.push(
                 format!("{path}.restartPolicy"),
@@ -177,6 +205,15 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
         spec.dns_policy.as_deref(),
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
     );
+    if let Some(secs) = spec.active_deadline_seconds {
+        if !(1..=i64::from(i32::MAX)).contains(&secs) {
+            v.invalid_number(
+                "spec.activeDeadlineSeconds",
+                secs,
+                &format!("must be between 1 and {}, inclusive", i32::MAX),
+            );
+        }
+    }
     if let Some(secs) = spec.termination_grace_period_seconds {
         if secs < 0 {
             v.push(
@@ -262,10 +299,14 @@ fn reference_reason(image: &str, e: &ReferenceError) -> String {
     }
 }
 
-/// Init containers run to completion: hooks and probes only make sense for sidecars.
-fn init_container(v: &mut Errors, path: &str, c: &Container) {
+/// Init containers run to completion: hooks and probes only make sense for sidecars
+/// (`restartPolicy: Always`), where they are validated as for regular containers.
+fn init_container(v: &mut Errors, path: &str, c: &Container, grace: Option<i64>) {
     match c.restart_policy.as_deref() {
-        Some("Always") => return,
+        Some("Always") => {
+            hooks_and_probes(v, path, c, grace);
+            return;
+        }
         Some(other) => v.unsupported(format!("{path}.restartPolicy"), other, &["Always"]),
         None => {}
     }
@@ -281,6 +322,196 @@ fn init_container(v: &mut Errors, path: &str, c: &Container) {
                 format!("{path}.{field}"),
                 "Forbidden: may not be set for init containers without restartPolicy=Always",
             );
+        }
+    }
+}
+
+/// `lifecycle` and the three probes of a regular container or a sidecar; `grace` bounds a
+/// sleep action (`None`: the pod's grace period is itself invalid).
+fn hooks_and_probes(v: &mut Errors, path: &str, c: &Container, grace: Option<i64>) {
+    if let Some(l) = &c.lifecycle {
+        lifecycle(v, &format!("{path}.lifecycle"), l, grace);
+    }
+    let probes = [
+        ("livenessProbe", &c.liveness_probe, ProbeKind::Liveness),
+        ("readinessProbe", &c.readiness_probe, ProbeKind::Readiness),
+        ("startupProbe", &c.startup_probe, ProbeKind::Startup),
+    ];
+    for (field, p, kind) in probes {
+        if let Some(p) = p {
+            probe(v, &format!("{path}.{field}"), p, kind);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ProbeKind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+/// `validateProbe` plus the rule of its kind (`validateLivenessProbe` ...).
+fn probe(v: &mut Errors, path: &str, p: &Probe, kind: ProbeKind) {
+    let actions = [
+        ("exec", p.exec.as_ref().map(Action::Exec)),
+        ("httpGet", p.http_get.as_ref().map(Action::HttpGet)),
+        ("tcpSocket", p.tcp_socket.as_ref().map(Action::TcpSocket)),
+        ("grpc", p.grpc.as_ref().map(Action::Grpc)),
+    ];
+    handler(v, path, actions, None);
+
+    // Zero means the default (1, 10, 1 and 3) for all but initialDelaySeconds, whose default
+    // is 0; either way only a negative value is left to refuse.
+    let counts = [
+        ("initialDelaySeconds", p.initial_delay_seconds),
+        ("timeoutSeconds", p.timeout_seconds),
+        ("periodSeconds", p.period_seconds),
+        ("successThreshold", p.success_threshold),
+        ("failureThreshold", p.failure_threshold),
+    ];
+    for (field, value) in counts {
+        if let Some(n) = value.filter(|n| *n < 0) {
+            v.invalid_number(
+                format!("{path}.{field}"),
+                n,
+                "must be greater than or equal to 0",
+            );
+        }
+    }
+    let grace_path = format!("{path}.terminationGracePeriodSeconds");
+    if let Some(secs) = p.termination_grace_period_seconds.filter(|s| *s <= 0) {
+        v.invalid_number(&grace_path, secs, "must be greater than 0");
+    }
+    match kind {
+        ProbeKind::Liveness | ProbeKind::Startup => {
+            let success = p.success_threshold.filter(|n| *n != 0).unwrap_or(1);
+            if success != 1 {
+                v.invalid_number(format!("{path}.successThreshold"), success, "must be 1");
+            }
+        }
+        ProbeKind::Readiness => {
+            if let Some(secs) = p.termination_grace_period_seconds {
+                v.invalid_number(grace_path, secs, "must not be set for readinessProbes");
+            }
+        }
+    }
+}
+
+/// `validateLifecycle`: each hook present needs exactly one handler.
+fn lifecycle(v: &mut Errors, path: &str, l: &Lifecycle, grace: Option<i64>) {
+    let hooks = [("postStart", &l.post_start), ("preStop", &l.pre_stop)];
+    for (field, hook) in hooks {
+        if let Some(LifecycleHandler {
+            exec,
+            http_get,
+            sleep,
+            tcp_socket,
+        }) = hook
+        {
+            // `tcpSocket` is kept by the API for compatibility and validated like the others,
+            // although the kubelet never runs it.
+            let actions = [
+                ("exec", exec.as_ref().map(Action::Exec)),
+                ("httpGet", http_get.as_ref().map(Action::HttpGet)),
+                ("tcpSocket", tcp_socket.as_ref().map(Action::TcpSocket)),
+                ("sleep", sleep.as_ref().map(Action::Sleep)),
+            ];
+            handler(v, &format!("{path}.{field}"), actions, grace);
+        }
+    }
+}
+
+/// One handler of a probe or a hook.
+#[derive(Clone, Copy)]
+enum Action<'a> {
+    Exec(&'a ExecAction),
+    HttpGet(&'a HTTPGetAction),
+    TcpSocket(&'a TCPSocketAction),
+    Grpc(&'a GRPCAction),
+    Sleep(&'a SleepAction),
+}
+
+/// `validateHandler`: the first handler set (in validation.go's order, which `actions`
+/// follows) is validated, every further one is forbidden, none at all is required.
+fn handler<const N: usize>(
+    v: &mut Errors,
+    path: &str,
+    actions: [(&str, Option<Action<'_>>); N],
+    grace: Option<i64>,
+) {
+    let mut set = actions
+        .into_iter()
+        .filter_map(|(field, action)| Some((field, action?)));
+    match set.next() {
+        None => v.push(path, "Required value: must specify a handler type"),
+        Some((field, action)) => action_rules(v, &format!("{path}.{field}"), action, grace),
+    }
+    for (field, _) in set {
+        v.push(
+            format!("{path}.{field}"),
+            "Forbidden: may not specify more than 1 handler type",
+        );
+    }
+}
+
+fn action_rules(v: &mut Errors, path: &str, action: Action<'_>, grace: Option<i64>) {
+    match action {
+        Action::Exec(e) => {
+            if e.command.as_deref().unwrap_or_default().is_empty() {
+                v.push(format!("{path}.command"), "Required value");
+            }
+        }
+        Action::HttpGet(h) => {
+            // An empty path is defaulted to "/" first, so `path: Required value` never fires.
+            port_num_or_name(v, &format!("{path}.port"), &h.port);
+            v.one_of(
+                &format!("{path}.scheme"),
+                h.scheme.as_deref(),
+                &["HTTP", "HTTPS"],
+            );
+            for header in h.http_headers.iter().flatten() {
+                if !is_http_header_name(&header.name) {
+                    v.invalid(
+                        format!("{path}.httpHeaders"),
+                        &header.name,
+                        HTTP_HEADER_NAME_FMT,
+                    );
+                }
+            }
+        }
+        Action::TcpSocket(t) => port_num_or_name(v, &format!("{path}.port"), &t.port),
+        Action::Grpc(g) => port_num_or_name(v, &format!("{path}.port"), &IntOrString::Int(g.port)),
+        Action::Sleep(s) => {
+            if let Some(grace) = grace {
+                if s.seconds < 0 || s.seconds > grace {
+                    v.invalid_number(
+                        path,
+                        s.seconds,
+                        &format!(
+                            "must be non-negative and less than terminationGracePeriodSeconds \
+                             ({grace})"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `ValidatePortNumOrName`: a number in 1-65535 or an IANA service name. A name is not
+/// looked up among the container's ports here, as the API server does not either.
+fn port_num_or_name(v: &mut Errors, path: &str, port: &IntOrString) {
+    match port {
+        IntOrString::Int(n) => {
+            if !(1..=65535).contains(n) {
+                v.invalid_number(path, n, "must be between 1 and 65535, inclusive");
+            }
+        }
+        IntOrString::String(name) => {
+            for msg in port_name(name) {
+                v.invalid(path, name, msg);
+            }
         }
     }
 }
@@ -553,15 +784,21 @@ fn is_env_var_name(s: &str) -> bool {
     }
 }
 
+/// `[-A-Za-z0-9]+`: apimachinery's `IsHTTPHeaderName`.
+fn is_http_header_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+}
+
 /// apimachinery's `IsValidPortName` (an IANA service name).
 fn port_name(s: &str) -> Vec<&'static str> {
     let mut problems = Vec::new();
     if s.len() > 15 {
         problems.push("must be no more than 15 characters");
     }
-    if !s
-        .bytes()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
     {
         problems.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
     }

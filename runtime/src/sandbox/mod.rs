@@ -22,6 +22,8 @@ mod mounts;
 mod namespaces;
 mod volumes;
 
+pub(crate) use namespaces::tcp_socket_in;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};

@@ -8,9 +8,12 @@
 //! A dedicated `std::thread` (never a tokio worker, never the caller's thread) is required
 //! because `unshare` of these namespaces changes only the calling thread, which must not go
 //! on to run anything else afterwards.
+//!
+//! The same holds for [`tcp_socket_in`], which enters a pod's network namespace to create a
+//! socket there (for probes and hooks): a socket stays in the namespace it was created in.
 
-use std::fs::OpenOptions;
-use std::os::fd::AsRawFd;
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -79,6 +82,56 @@ pub(crate) fn create(plan: &NamespacePlan<'_>) -> Result<(), SandboxError> {
         .join()
         .map_err(|_| SandboxError::NamespaceThread {
             pod: plan.pod.to_owned(),
+        })?
+}
+
+/// A new TCP socket (unconnected, non-blocking, close-on-exec) in the network namespace
+/// pinned at `netns`, IPv6 if `ipv6`: connecting it reaches the pod's addresses, its
+/// `127.0.0.1` included.
+///
+/// The socket is made on a short-lived dedicated thread that joins the namespace and exits,
+/// so no other thread changes namespace. Blocking (a thread is spawned and joined): async
+/// callers use `spawn_blocking`.
+pub(crate) fn tcp_socket_in(netns: &Path, ipv6: bool) -> Result<OwnedFd, SandboxError> {
+    let ns = File::open(netns).map_err(|source| SandboxError::Io {
+        op: "open network namespace",
+        path: netns.to_owned(),
+        source,
+    })?;
+    let path = netns.to_owned();
+    let (family, op) = if ipv6 {
+        (AddressFamily::Inet6, "socket(AF_INET6, SOCK_STREAM)")
+    } else {
+        (AddressFamily::Inet, "socket(AF_INET, SOCK_STREAM)")
+    };
+    std::thread::Builder::new()
+        .name("podctl-netns-socket".into())
+        .spawn(move || -> Result<OwnedFd, SandboxError> {
+            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|source| {
+                SandboxError::Sys {
+                    op: "setns(CLONE_NEWNET)",
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            socket(
+                family,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                None,
+            )
+            .map_err(|source| SandboxError::Sys { op, path, source })
+        })
+        .map_err(|source| SandboxError::Io {
+            op: "spawn namespace thread",
+            path: netns.to_owned(),
+            source,
+        })?
+        .join()
+        .map_err(|_| SandboxError::Io {
+            op: "namespace thread",
+            path: netns.to_owned(),
+            source: std::io::Error::other("panicked"),
         })?
 }
 
