@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo: run examples/init-demo.yaml on a containerd, starting a private one if needed.
+# make demo: run examples/init-demo.yaml and examples/sidecar-job.yaml on a containerd,
+# starting a private one if needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +15,5 @@ echo "==> $podctl image import target/demo/busybox.tar" >&2
 "$podctl" image import target/demo/busybox.tar
 echo "==> $podctl run --rm examples/init-demo.yaml" >&2
 "$podctl" run --rm examples/init-demo.yaml
+echo "==> $podctl run --rm --events examples/sidecar-job.yaml" >&2
+"$podctl" run --rm --events examples/sidecar-job.yaml

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::Container;
 use tokio::task::JoinHandle;
 
+use super::gate::Side;
 use super::logs::{open_log, Fifos, Pumps};
 use super::{LifecycleError, Observer, PodContext};
 use crate::containerd::{
@@ -131,9 +132,8 @@ impl Prepared {
             exit: None,
         };
         tracing::debug!(pod = %ctx.pod_name, container = %container.name, id, "creating task");
-        // Never while a task of the pod is being deleted: see `PodContext::shim_lock`.
         let created = {
-            let _shim = ctx.shim_lock.read().await;
+            let _pass = ctx.shim_gate.enter(Side::Create).await;
             ctx.client.create_task(id, rootfs, io).await
         };
         match created {
@@ -257,7 +257,7 @@ impl Prepared {
         }
         // Dropping the pumps stops them and removes the FIFOs.
         self.pumps = None;
-        let _shim = ctx.shim_lock.write().await;
+        let _pass = ctx.shim_gate.enter(Side::Delete).await;
         client.delete_task(&self.id).await?;
         tracing::debug!(container = %self.name, "task deleted");
         Ok(())

@@ -20,6 +20,7 @@
 mod backoff;
 mod container;
 mod coordinator;
+mod gate;
 mod logs;
 mod plan;
 mod probing;
@@ -185,9 +186,8 @@ pub(crate) struct PodContext {
     io_dir: PathBuf,
     sandbox: Sandbox,
     shim_group: String,
-    /// Creates of the pod's tasks take it shared, deletes exclusively: deleting the shim's
-    /// last task while another is being created shuts the shim down under that create.
-    shim_lock: tokio::sync::RwLock<()>,
+    /// Keeps the pod's task creates and deletes apart (see [`gate::ShimGate`]).
+    shim_gate: gate::ShimGate,
     backoff: BackoffPolicy,
     /// `terminationGracePeriodSeconds`, at least [`MINIMUM_GRACE`].
     grace: Duration,
@@ -325,7 +325,7 @@ pub async fn run(
         io_dir,
         sandbox,
         shim_group: format!("{namespace}.{name}.{:016x}", rand::random::<u64>()),
-        shim_lock: tokio::sync::RwLock::new(()),
+        shim_gate: gate::ShimGate::default(),
         backoff: opts.backoff,
         grace: pod
             .spec

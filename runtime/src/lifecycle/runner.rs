@@ -283,11 +283,7 @@ impl Runner {
             pre_stop: None,
             pre_stop_begun: handlers.pre_stop.is_none(),
             announced: false,
-            self_stop: None,
-            signalled_at: None,
-            kill_retry: None,
-            killed: false,
-            orphaned: false,
+            stop: StopClock::default(),
         };
         match handlers.post_start.clone() {
             Some(action) => a.post_start = Some(a.target.spawn_action(action, Duration::MAX)),
@@ -296,7 +292,7 @@ impl Runner {
         let result = loop {
             let control = *self.control.borrow_and_update();
             let now = Instant::now();
-            if control.is_ending() || a.orphaned {
+            if control.is_ending() || a.stop.orphaned {
                 // The kubelet stops liveness and startup probes before it kills a pod.
                 a.probes.retain(|(kind, worker)| {
                     let keep = *kind == ProbeKind::Readiness;
@@ -319,7 +315,7 @@ impl Runner {
                     format!("Stopping container {name}"),
                 );
             }
-            if let Some(until) = ordered.or(a.self_stop) {
+            if let Some(until) = ordered.or(a.stop.self_stop) {
                 if !a.pre_stop_begun {
                     a.pre_stop_begun = true;
                     if let Some(action) = handlers.pre_stop.clone() {
@@ -328,9 +324,9 @@ impl Runner {
                     }
                 }
             }
-            let signal_due = a.signal_due(control);
-            if signal_due.is_some() && a.pre_stop.is_none() && a.signalled_at.is_none() {
-                a.signalled_at = Some(now);
+            let signal_due = a.stop.signal_due(control);
+            if signal_due.is_some() && a.pre_stop.is_none() && a.stop.signalled_at.is_none() {
+                a.stop.signalled_at = Some(now);
                 if let Err(e) = self
                     .ctx
                     .client
@@ -340,7 +336,7 @@ impl Runner {
                     tracing::debug!(container = %name, error = %e, "stop signal");
                 }
             }
-            let kill_at = a.kill_at(control, now);
+            let kill_at = a.stop.kill_at(control, now);
             let kill_timer = async {
                 match kill_at {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -349,16 +345,16 @@ impl Runner {
             };
             tokio::select! {
                 r = p.wait() => break r,
-                r = self.control.changed(), if !a.orphaned => {
+                r = self.control.changed(), if !a.stop.orphaned => {
                     // The coordinator is gone (an error unwinds the pod): kill.
-                    a.orphaned = r.is_err();
+                    a.stop.orphaned = r.is_err();
                 }
                 _ = kill_timer => {
                     match self.ctx.client.kill_task(&p.id, SIGKILL, true).await {
-                        Ok(()) => a.killed = true,
+                        Ok(()) => a.stop.killed = true,
                         Err(e) => {
                             tracing::warn!(container = %name, error = %e, "SIGKILL failed; retrying");
-                            a.kill_retry = Some(Instant::now() + KILL_RETRY);
+                            a.stop.kill_retry = Some(Instant::now() + KILL_RETRY);
                         }
                     }
                 }
@@ -428,7 +424,7 @@ impl Runner {
     /// Starts killing the container on its own account: a `Killing` event, then (once its
     /// preStop hook ran) its stop signal, SIGKILL after the grace period.
     fn kill_for(&self, name: &str, why: &str, a: &mut Attempt, grace: Option<Duration>) {
-        if a.self_stop.is_some() {
+        if a.stop.self_stop.is_some() {
             return;
         }
         self.shared.event(
@@ -438,7 +434,7 @@ impl Runner {
             format!("Container {name} {why}"),
         );
         let grace = grace.map_or(self.ctx.grace, |g| g.max(MINIMUM_GRACE));
-        a.self_stop = Some(super::deadline_after(grace));
+        a.stop.self_stop = Some(super::deadline_after(grace));
     }
 }
 
@@ -460,6 +456,12 @@ struct Attempt {
     pre_stop_begun: bool,
     /// The `Killing` event of a stop the coordinator asked for was recorded.
     announced: bool,
+    stop: StopClock,
+}
+
+/// When an attempt is stopped and killed.
+#[derive(Debug, Default)]
+struct StopClock {
     /// A kill the container brought on itself (failed hook or probe): its grace deadline.
     self_stop: Option<Instant>,
     signalled_at: Option<Instant>,
@@ -470,7 +472,7 @@ struct Attempt {
     orphaned: bool,
 }
 
-impl Attempt {
+impl StopClock {
     /// When the stop signal is due to have been sent: a stop asked for, or one the container
     /// brought on itself; the earlier deadline of the two.
     fn signal_due(&self, control: Control) -> Option<Instant> {
@@ -538,6 +540,58 @@ mod tests {
         assert_eq!(human(Duration::from_secs(160)), "2m40s");
         assert_eq!(human(Duration::from_secs(300)), "5m0s");
         assert_eq!(human(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn kill_follows_the_grace_deadline() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(30);
+        let mut clock = StopClock::default();
+        // Running, or draining: nothing is due.
+        assert_eq!(clock.kill_at(Control::Run, now), None);
+        assert_eq!(clock.kill_at(Control::Drain { deadline }, now), None);
+        // Stopped and signalled: SIGKILL at the deadline.
+        clock.signalled_at = Some(now);
+        assert_eq!(
+            clock.kill_at(Control::Stop { deadline }, now),
+            Some(deadline)
+        );
+        // A preStop hook that used the grace period up still leaves the signal two seconds.
+        let late = deadline + Duration::from_secs(1);
+        clock.signalled_at = Some(late);
+        assert_eq!(
+            clock.kill_at(Control::Stop { deadline }, late),
+            Some(late + MINIMUM_GRACE)
+        );
+        // Kill means now; a failed SIGKILL is retried later; a delivered one is not repeated.
+        assert_eq!(clock.kill_at(Control::Kill, now), Some(now));
+        clock.kill_retry = Some(now + KILL_RETRY);
+        assert_eq!(clock.kill_at(Control::Kill, now), Some(now + KILL_RETRY));
+        clock.killed = true;
+        assert_eq!(clock.kill_at(Control::Kill, now), None);
+    }
+
+    #[test]
+    fn a_self_inflicted_stop_takes_the_earlier_deadline() {
+        let now = Instant::now();
+        let mut clock = StopClock {
+            self_stop: Some(now + Duration::from_secs(5)),
+            ..StopClock::default()
+        };
+        assert_eq!(clock.signal_due(Control::Run), clock.self_stop);
+        let pod_deadline = now + Duration::from_secs(2);
+        assert_eq!(
+            clock.signal_due(Control::Stop {
+                deadline: pod_deadline
+            }),
+            Some(pod_deadline)
+        );
+        // Still in preStop when the deadline passed: the one-off extension.
+        clock.self_stop = None;
+        assert_eq!(
+            clock.kill_at(Control::Stop { deadline: now }, now),
+            Some(now + MINIMUM_GRACE)
+        );
     }
 
     #[test]
