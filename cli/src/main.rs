@@ -73,6 +73,26 @@ enum Command {
     Validate(commands::validate::Args),
     /// Remove a finished pod: its containers, snapshots, volumes, logs and state
     Rm(commands::rm::Args),
+    /// List pods: running ones, and with -a finished ones too
+    Ps(commands::ps::Args),
+    /// Show a pod as Kubernetes would: a v1 Pod object with its status (YAML, or -o json)
+    Inspect(commands::inspect::Args),
+    /// Print a container's logs (init containers and previous runs included)
+    Logs(commands::logs::Args),
+    /// Print the pods' lifecycle events (Created, Started, Killing, BackOff ...); -f follows
+    Events(commands::events::Args),
+    /// Stop a running pod gracefully (preStop, stop signal, SIGKILL after the grace period)
+    Stop(commands::stop::Args),
+    /// Run a command in a running container
+    ///
+    /// As `kubectl exec`: the command runs beside the container's own process, with its
+    /// environment, working directory and user. Without -c, the pod must have one main
+    /// container. Its output goes to podctl's stdout and stderr (with -t, both come on stdout).
+    /// Ctrl-C or SIGTERM kills the command (with -it, Ctrl-C is a key the command reads).
+    /// Exit codes: the command's own (128 + n when killed by signal n); 126 when it cannot be
+    /// run, 127 when it is not found; 130 when interrupted; 1 when podctl fails (no such pod
+    /// or container, not running, containerd unreachable ...).
+    Exec(commands::exec::Args),
     /// Manage images in containerd's store
     #[command(subcommand)]
     Image(commands::image::Command),

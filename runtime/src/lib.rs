@@ -1,11 +1,14 @@
 //! podctl's library: Kubernetes `v1 Pod` semantics on one host, driven over containerd's gRPC API.
 
 pub mod containerd;
+pub mod exec;
 pub mod expand;
 pub mod image;
 pub mod lifecycle;
 pub mod manifest;
 pub mod oci;
+pub mod podlogs;
+pub mod pods;
 pub(crate) mod probe;
 pub mod reference;
 pub mod sandbox;

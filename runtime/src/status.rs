@@ -3,10 +3,10 @@
 //! `initContainerStatuses`, `containerStatuses`, `state.terminated.exitCode`, `lastState`,
 //! `restartCount`), and the kubelet's rules that derive the phase and the exit code from it.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Kubernetes' pod phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     Pending,
     Running,
@@ -22,7 +22,7 @@ impl Phase {
 }
 
 /// What kind of container this is; decides which rules apply to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A regular init container: runs to a successful exit before the next one starts.
@@ -30,6 +30,7 @@ pub enum Role {
     /// An init container with `restartPolicy: Always`: runs beside the main containers.
     Sidecar,
     /// A container of `spec.containers`.
+    #[default]
     Main,
 }
 
@@ -50,7 +51,7 @@ impl Role {
 }
 
 /// A terminated container, as Kubernetes reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Terminated {
     pub exit_code: i32,
@@ -67,7 +68,7 @@ pub struct Terminated {
 }
 
 /// A container that is not running: not started yet, or waiting for its next start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waiting {
     /// `PodInitializing`, `ContainerCreating`, `CrashLoopBackOff` ...
     pub reason: String,
@@ -76,14 +77,14 @@ pub struct Waiting {
 }
 
 /// A running container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Running {
     pub started_at: String,
 }
 
 /// Exactly one of Kubernetes' container states.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ContainerState {
     Waiting(Waiting),
@@ -110,18 +111,23 @@ impl ContainerState {
 }
 
 /// One container's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStatus {
     pub name: String,
     pub image: String,
     #[serde(rename = "containerID", skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// Not part of Kubernetes' shape: readers restore it from the manifest.
     #[serde(skip)]
     pub role: Role,
     pub state: ContainerState,
     /// The previous termination, once the container has been restarted; `{}` before.
-    #[serde(serialize_with = "empty_object_when_none")]
+    #[serde(
+        serialize_with = "empty_object_when_none",
+        deserialize_with = "none_when_empty_object",
+        default
+    )]
     pub last_state: Option<ContainerState>,
     pub ready: bool,
     pub restart_count: u32,
@@ -139,6 +145,18 @@ fn empty_object_when_none<S: Serializer>(
     }
 }
 
+fn none_when_empty_object<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ContainerState>, D::Error> {
+    let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    if map.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 impl ContainerStatus {
     /// The exit code when the container's current state is terminated.
     pub fn exit_code(&self) -> Option<i32> {
@@ -147,7 +165,7 @@ impl ContainerStatus {
 }
 
 /// One of the kubelet's pod conditions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type")]
@@ -171,9 +189,10 @@ pub const CONDITION_TYPES: [&str; 4] = [
 ];
 
 /// The status of a pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
+    /// Not part of Kubernetes' status: the pod's name, for printing.
     #[serde(skip)]
     pub name: String,
     pub phase: Phase,

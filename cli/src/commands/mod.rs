@@ -1,8 +1,14 @@
 //! One module per subcommand: load input, call the library, print.
 
+pub mod events;
+pub mod exec;
 pub mod image;
+pub mod inspect;
+pub mod logs;
+pub mod ps;
 pub mod rm;
 pub mod run;
+pub mod stop;
 pub mod validate;
 
 use podctl_runtime::containerd::Client;
@@ -38,6 +44,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(g, args).await,
         Command::Validate(args) => validate::run(args),
         Command::Rm(args) => rm::run(g, args).await,
+        Command::Ps(args) => ps::run(g, args).await,
+        Command::Inspect(args) => inspect::run(g, args).await,
+        Command::Logs(args) => logs::run(g, args).await,
+        Command::Events(args) => events::run(g, args).await,
+        Command::Stop(args) => stop::run(g, args).await,
+        Command::Exec(args) => exec::run(g, args).await,
         Command::Image(cmd) => image::run(g, cmd).await,
         Command::Version => {
             println!("podctl {}", env!("CARGO_PKG_VERSION"));
@@ -68,4 +80,46 @@ pub fn invalid(error: impl Into<anyhow::Error>) -> anyhow::Error {
 /// the file themselves.
 pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<podctl_runtime::manifest::Pod> {
     podctl_runtime::manifest::load_valid(path).map_err(invalid)
+}
+
+/// A duration such as `300ms`, `10s`, `5m` or `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s or 5m"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    std::time::Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
 }

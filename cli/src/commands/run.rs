@@ -39,36 +39,20 @@ pub struct Args {
     events: bool,
     /// First delay of the crash-loop back-off before a failed container is restarted
     /// (Kubernetes: 10s); doubles after every restart up to --backoff-cap
-    #[arg(long, env = "PODCTL_BACKOFF_BASE", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "PODCTL_BACKOFF_BASE", default_value = "10s", value_parser = super::parse_duration)]
     backoff_base: Duration,
     /// Longest delay of the crash-loop back-off (Kubernetes: 5m); a container that ran for
     /// twice this long starts over from --backoff-base
-    #[arg(long, env = "PODCTL_BACKOFF_CAP", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "PODCTL_BACKOFF_CAP", default_value = "5m", value_parser = super::parse_duration)]
     backoff_cap: Duration,
-}
-
-/// A duration such as `300ms`, `10s`, `5m` or `1h` (a bare number is seconds).
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s or 5m"))?;
-    let scale = match unit {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+    /// Size past which a container's log file is rotated, as a Kubernetes quantity (10Mi,
+    /// 512Ki, bytes); the kubelet's containerLogMaxSize
+    #[arg(long, env = "PODCTL_LOG_MAX_SIZE", default_value = "10Mi", value_parser = podctl_runtime::podlogs::parse_max_size)]
+    log_max_size: u64,
+    /// Log files kept per container run, the current one included (at least 2); the
+    /// kubelet's containerLogMaxFiles
+    #[arg(long, env = "PODCTL_LOG_MAX_FILES", default_value_t = podctl_runtime::podlogs::DEFAULT_MAX_FILES, value_parser = clap::value_parser!(u32).range(2..))]
+    log_max_files: u32,
 }
 
 pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
@@ -110,6 +94,10 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         backoff: BackoffPolicy {
             base: args.backoff_base,
             cap: args.backoff_cap,
+        },
+        log_rotation: podctl_runtime::podlogs::LogRotation {
+            max_size: args.log_max_size,
+            max_files: args.log_max_files,
         },
     };
     let status = lifecycle::run(&client, pod, &opts, observer, stop_rx)
@@ -223,22 +211,5 @@ impl Observer for Terminal {
                 eprintln!("podctl: {kind} {container} exited with code {exit_code} ({reason})");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("10 parsecs").is_err());
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 }

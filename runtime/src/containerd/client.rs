@@ -16,12 +16,13 @@ use containerd_client::services::v1::snapshots::{
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
-    ApplyRequest, Container, CreateContainerRequest, CreateImageRequest, CreateRequest,
-    CreateTaskRequest, DeleteContainerRequest, DeleteImageRequest, DeleteProcessRequest,
-    DeleteRequest, DeleteTaskRequest, ExecProcessRequest, GetImageRequest, GetRequest, Image,
-    InfoRequest, KillRequest, ListContainersRequest, ListContentRequest, ListImagesRequest,
-    ListRequest, ListStatusesRequest, ListTasksRequest, ReadContentRequest, StartRequest,
-    UpdateImageRequest, UpdateRequest, WaitRequest, WriteContentRequest,
+    ApplyRequest, CloseIoRequest, Container, CreateContainerRequest, CreateImageRequest,
+    CreateRequest, CreateTaskRequest, DeleteContainerRequest, DeleteImageRequest,
+    DeleteProcessRequest, DeleteRequest, DeleteTaskRequest, ExecProcessRequest, GetImageRequest,
+    GetRequest, Image, InfoRequest, KillRequest, ListContainersRequest, ListContentRequest,
+    ListImagesRequest, ListRequest, ListStatusesRequest, ListTasksRequest, ReadContentRequest,
+    ResizePtyRequest, StartRequest, UpdateImageRequest, UpdateRequest, WaitRequest,
+    WriteContentRequest,
 };
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::Request;
@@ -796,13 +797,32 @@ impl Client {
         process_json: Vec<u8>,
         io: TaskIo,
     ) -> Result<(), ContainerdError> {
+        self.exec_process_io(container_id, exec_id, process_json, "", io, false)
+            .await
+    }
+
+    /// [`Client::exec_process`] with a standard input and, optionally, a terminal:
+    /// `stdin` is the path of a FIFO the shim reads the process's input from (empty: none;
+    /// the shim also holds a write end of it until [`Client::close_stdin`]). With `terminal`
+    /// (the process spec must say `terminal: true` too) the shim allocates a pseudo-terminal
+    /// and copies its output, both streams in one, to `io.stdout`; `io.stderr` is unused
+    /// (leave it empty).
+    pub async fn exec_process_io(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+        process_json: Vec<u8>,
+        stdin: &str,
+        io: TaskIo,
+        terminal: bool,
+    ) -> Result<(), ContainerdError> {
         TasksClient::new(self.channel.clone())
             .exec(self.req(ExecProcessRequest {
                 container_id: container_id.to_string(),
-                stdin: String::new(),
+                stdin: stdin.to_string(),
                 stdout: io.stdout,
                 stderr: io.stderr,
-                terminal: false,
+                terminal,
                 spec: Some(prost_types::Any {
                     type_url: PROCESS_TYPE_URL.to_string(),
                     value: process_json,
@@ -842,6 +862,47 @@ impl Client {
         signal: u32,
     ) -> Result<(), ContainerdError> {
         self.kill(container_id, exec_id, signal, false).await
+    }
+
+    /// Closes the standard input of a started exec process (`Tasks.CloseIO`): the shim drops
+    /// its own write end of the stdin FIFO, so the process reads end-of-file once the
+    /// caller's write ends are closed too. Without a terminal that closes the process's
+    /// stdin; on a terminal it changes nothing (as with containerd's own clients).
+    pub async fn close_stdin(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+    ) -> Result<(), ContainerdError> {
+        TasksClient::new(self.channel.clone())
+            .close_io(self.req(CloseIoRequest {
+                container_id: container_id.to_string(),
+                exec_id: exec_id.to_string(),
+                stdin: true,
+            }))
+            .await
+            .op("tasks.close_io")?;
+        Ok(())
+    }
+
+    /// Sets the window size of the terminal of an exec process started with one
+    /// (`Tasks.ResizePty`): the process gets SIGWINCH.
+    pub async fn resize_pty(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), ContainerdError> {
+        TasksClient::new(self.channel.clone())
+            .resize_pty(self.req(ResizePtyRequest {
+                container_id: container_id.to_string(),
+                exec_id: exec_id.to_string(),
+                width,
+                height,
+            }))
+            .await
+            .op("tasks.resize_pty")?;
+        Ok(())
     }
 
     /// Removes an exited (or never started) exec process from the task and closes its I/O;

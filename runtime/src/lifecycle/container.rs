@@ -112,7 +112,7 @@ impl Prepared {
                 None,
             )
             .await?;
-        let log = open_log(&ctx.pod_dir, &container.name, attempt)?;
+        let log = open_log(&ctx.pod_dir, &container.name, attempt, ctx.log_rotation)?;
         let fifos = Fifos::open(&ctx.io_dir, id)?;
         let io = TaskIo {
             stdout: fifos.stdout_path.display().to_string(),

@@ -25,6 +25,9 @@ use crate::status::{live_phase, ContainerState, Phase, RestartPolicy, Role};
 
 type Outcome = Result<Option<Prepared>, LifecycleError>;
 
+/// How often the teardown tries to remove one container.
+const REMOVAL_TRIES: u32 = 3;
+
 /// How long after its last deadline a runner that has not ended is given up on.
 const RUNNER_GIVE_UP: Duration = Duration::from_secs(30);
 
@@ -476,12 +479,25 @@ impl Teardown {
         let ctx = self.ctx.clone();
         let remove = self.remove || !p.ran();
         self.background.push(tokio::spawn(async move {
-            let result = match p.delete_task(&ctx).await {
-                Ok(()) if remove => p.remove(&ctx.client).await,
-                other => other,
-            };
-            if let Err(e) = result {
-                tracing::warn!(container = %p.name, error = %e, "removing container");
+            // A busy containerd can fail one removal; what a later try finds gone is done.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let result = match p.delete_task(&ctx).await {
+                    Ok(()) if remove => p.remove(&ctx.client).await,
+                    other => other,
+                };
+                match result {
+                    Ok(()) => break,
+                    Err(e) if tries < REMOVAL_TRIES => {
+                        tracing::debug!(container = %p.name, error = %e, "removing container; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %p.name, error = %e, "removing container");
+                        break;
+                    }
+                }
             }
         }));
     }

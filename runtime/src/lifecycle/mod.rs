@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use crate::containerd::{labels, Client, ContainerdError, TaskStatus};
 use crate::image::{ImageError, ResolvedImage};
 use crate::oci::{self, OciError};
+use crate::pods;
 use crate::reference::ReferenceError;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
 use crate::status::{PodStatus, RestartPolicy, Role};
@@ -170,6 +171,8 @@ pub struct RunOptions {
     pub snapshotter: String,
     /// The crash-loop back-off's delays.
     pub backoff: BackoffPolicy,
+    /// When container log files are rotated, and how many of a run are kept.
+    pub log_rotation: crate::podlogs::LogRotation,
 }
 
 /// The state directory of a pod.
@@ -189,6 +192,7 @@ pub(crate) struct PodContext {
     /// Keeps the pod's task creates and deletes apart (see [`gate::ShimGate`]).
     shim_gate: gate::ShimGate,
     backoff: BackoffPolicy,
+    log_rotation: crate::podlogs::LogRotation,
     /// `terminationGracePeriodSeconds`, at least [`MINIMUM_GRACE`].
     grace: Duration,
 }
@@ -294,11 +298,7 @@ pub async fn run(
     };
 
     let io_dir = dir.join("io");
-    if let Err(source) = std::fs::create_dir_all(&io_dir) {
-        let e = LifecycleError::Io {
-            path: io_dir,
-            source,
-        };
+    if let Err(e) = record_start(&dir, &io_dir, &pod) {
         return Err(with_cleanup(e, destroy_sandbox(dir).await));
     }
     let policy =
@@ -315,7 +315,7 @@ pub async fn run(
         admitted,
         policy,
         statuses,
-        Some(&dir.join("events.jsonl")),
+        Some(&dir.join(pods::files::EVENTS)),
         observer,
     );
     let ctx = Arc::new(PodContext {
@@ -327,18 +327,16 @@ pub async fn run(
         shim_group: format!("{namespace}.{name}.{:016x}", rand::random::<u64>()),
         shim_gate: gate::ShimGate::default(),
         backoff: opts.backoff,
-        grace: pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds)
-            .and_then(|s| u64::try_from(s).ok())
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_GRACE)
-            .clamp(MINIMUM_GRACE, MAXIMUM_GRACE),
+        log_rotation: opts.log_rotation,
+        grace: grace_period(&pod),
         pod,
     });
 
-    match run_containers(&ctx, plan, &shared, stop, opts.remove).await {
+    let status_writer = spawn_status_writer(&shared, dir.join(pods::files::STATUS));
+    let result = run_containers(&ctx, plan, &shared, stop, opts.remove).await;
+    status_writer.abort();
+    let _ = status_writer.await;
+    match result {
         Ok(()) => {
             let status = finish(&ctx, &shared, opts.remove).await;
             tracing::debug!(pod = %name, "finished");
@@ -353,6 +351,18 @@ pub async fn run(
             Err(with_cleanup(e, cleanup))
         }
     }
+}
+
+/// How long stopping the pod may take before its containers are killed, as the kubelet
+/// reads `terminationGracePeriodSeconds`: 30 s when absent, never less than 2 s.
+pub fn grace_period(pod: &Pod) -> Duration {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_GRACE)
+        .clamp(MINIMUM_GRACE, MAXIMUM_GRACE)
 }
 
 /// `now + d`, for grace periods (at most [`MAXIMUM_GRACE`]).
@@ -400,11 +410,47 @@ async fn finish(
         .map_err(|e| LifecycleError::Join(e.to_string()))??;
     shared.sandbox_released();
     let status = shared.snapshot();
-    let path = ctx.pod_dir.join("status.json");
-    let json = serde_json::to_vec_pretty(&status).map_err(LifecycleError::Encode)?;
-    std::fs::write(&path, json).map_err(|source| LifecycleError::Io { path, source })?;
+    let path = ctx.pod_dir.join(pods::files::STATUS);
+    pods::write_json(&path, &status).map_err(|source| LifecycleError::Io { path, source })?;
+    let _ = std::fs::remove_file(ctx.pod_dir.join(pods::files::SUPERVISOR));
     Ok(status)
 }
+
+/// Records the pod for the day-2 commands before anything runs: its manifest, and this
+/// process as its supervisor (see [`crate::pods`]).
+fn record_start(dir: &Path, io_dir: &Path, pod: &Pod) -> Result<(), LifecycleError> {
+    let io = |path: PathBuf| move |source| LifecycleError::Io { path, source };
+    std::fs::create_dir_all(io_dir).map_err(io(io_dir.to_path_buf()))?;
+    let manifest = dir.join(pods::files::MANIFEST);
+    pods::write_json(&manifest, pod).map_err(io(manifest.clone()))?;
+    if let Some(me) = pods::Supervisor::current() {
+        let path = dir.join(pods::files::SUPERVISOR);
+        pods::write_json(&path, &me).map_err(io(path.clone()))?;
+    }
+    Ok(())
+}
+
+/// Keeps `status.json` current while the pod runs, at most every [`STATUS_EVERY`]: a crash
+/// of podctl leaves the last state on disk, and `podctl ps`/`inspect` read it.
+fn spawn_status_writer(shared: &Arc<Shared>, path: PathBuf) -> tokio::task::JoinHandle<()> {
+    let shared = shared.clone();
+    let mut changed = shared.changed();
+    tokio::spawn(async move {
+        loop {
+            let status = shared.snapshot();
+            if let Err(e) = pods::write_json(&path, &status) {
+                tracing::warn!(path = %path.display(), error = %e, "writing the pod's status");
+            }
+            tokio::time::sleep(STATUS_EVERY).await;
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// How often, at most, a running pod's `status.json` is rewritten.
+const STATUS_EVERY: Duration = Duration::from_millis(100);
 
 async fn run_containers(
     ctx: &Arc<PodContext>,
