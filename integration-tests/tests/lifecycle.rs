@@ -273,15 +273,15 @@ async fn crash_looping_container_restarts_with_growing_delays() {
             "json",
             "--events",
             "--backoff-base",
-            "300ms",
+            "500ms",
             "--backoff-cap",
-            "1200ms",
+            "2s",
             "-",
         ],
         Some(&manifest),
     );
     let starts = f.volume_dir("crashloop", "work").join("starts");
-    // Starts after 0, 0, 300, 600, 1200 and 1200 ms of back-off: about 3.3 s plus overhead.
+    // Starts after 0, 0, 500, 1000, 2000 and 2000 ms of back-off: about 5.5 s plus overhead.
     run.wait_until("six starts", Duration::from_secs(30), || {
         std::fs::read_to_string(&starts).is_ok_and(|s| s.lines().count() >= 6)
     });
@@ -293,7 +293,7 @@ async fn crash_looping_container_restarts_with_growing_delays() {
     let times = uptimes(&read(&starts));
     let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]) * 1000.0).collect();
     // The delay expected before each restart, in ms.
-    let expected = [0.0, 300.0, 600.0, 1200.0, 1200.0];
+    let expected = [0.0, 500.0, 1000.0, 2000.0, 2000.0];
     let residuals: Vec<f64> = gaps.iter().zip(expected).map(|(g, e)| g - e).collect();
     let context = format!("gaps between starts (ms) {gaps:?}, expected delays {expected:?}");
     for (residual, delay) in residuals.iter().zip(expected) {
@@ -305,10 +305,10 @@ async fn crash_looping_container_restarts_with_growing_delays() {
     }
     // ... and the rest of each gap is the same overhead (exit, cleanup, create, start): if
     // the first restart waited, or the delay kept doubling past the cap, or did not double,
-    // the residuals would differ by 300 ms or more.
+    // the residuals would differ by 500 ms or more; a loaded machine adds far less.
     let spread = residuals.iter().cloned().fold(f64::MIN, f64::max)
         - residuals.iter().cloned().fold(f64::MAX, f64::min);
-    assert!(spread < 250.0, "delays off the back-off's shape: {context}");
+    assert!(spread < 400.0, "delays off the back-off's shape: {context}");
 
     let main = container(&status, "containerStatuses", "main");
     let restarts = main["restartCount"].as_u64().expect("restartCount");

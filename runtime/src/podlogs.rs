@@ -366,15 +366,25 @@ impl RunReader {
     /// there is none yet. A file removed by rotation between listing and opening, or a
     /// current file rotated in that moment, is noticed by its identity and looked up again.
     fn next_file(&self, after: Option<FileId>) -> Result<Option<OpenFile>, PodLogsError> {
-        for _ in 0..16 {
+        let listing = || -> Result<(Vec<PathBuf>, Vec<Option<FileId>>), PodLogsError> {
             let files = run_files(&self.dir, self.restart).map_err(|source| PodLogsError::Io {
                 path: self.dir.clone(),
                 source,
             })?;
-            let ids: Vec<Option<FileId>> = files
+            let ids = files
                 .iter()
                 .map(|p| std::fs::metadata(p).ok().map(|m| file_id(&m)))
                 .collect();
+            Ok((files, ids))
+        };
+        for _ in 0..16 {
+            // A listing is read in steps (the rotated names, then the current file): a
+            // rotation in between drops the file it just rotated. Two listings alike, ids
+            // included, had no rotation in the first.
+            let (files, ids) = listing()?;
+            if listing()? != (files.clone(), ids.clone()) {
+                continue;
+            }
             // Files older than `after` are removed before it, so when it is gone every
             // file left is newer.
             let index = match after.and_then(|a| ids.iter().position(|i| *i == Some(a))) {

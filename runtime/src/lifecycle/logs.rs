@@ -393,13 +393,15 @@ mod tests {
     }
 
     /// A follower reading while both streams write and the file rotates sees every line of
-    /// each stream once, in order.
+    /// each stream once, in order. Enough files are kept that none is pruned before the
+    /// follower read it, however slowly a loaded machine schedules it (a follower more than
+    /// `max_files` rotations behind loses what was pruned, as with the kubelet).
     #[test]
     fn a_follower_keeps_up_with_rotation() {
         let pod = tempfile::tempdir().unwrap();
         let rotation = LogRotation {
             max_size: 4096,
-            max_files: 4,
+            max_files: 1000,
         };
         let log = open_log(pod.path(), "app", 0, rotation).unwrap();
         let done = Arc::new(AtomicBool::new(false));
@@ -460,6 +462,6 @@ mod tests {
             assert_eq!(seen, want, "{stream}");
         }
         let left = files(&target.dir);
-        assert!(left.len() <= 4, "{left:?}");
+        assert!(left.len() > 10, "the file rotated: {left:?}");
     }
 }
