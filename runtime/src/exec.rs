@@ -366,6 +366,11 @@ pub async fn run(
             Ok(Ended::Interrupted)
         }
     };
+    if ended.is_err() {
+        // Waiting failed, so the process may still run: it goes before it is deleted.
+        let _ = client.kill_process(cid, eid, SIGKILL).await;
+        let _ = tokio::time::timeout(KILL_WAIT, client.wait_process(cid, eid)).await;
+    }
     for helper in &helpers {
         helper.abort();
     }

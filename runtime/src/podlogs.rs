@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use crate::lifecycle::Stream;
 use crate::manifest::{quantity_bytes, QuantityError};
 use crate::pods::{self, ContainerNames, PodRecord, PodsError};
-use crate::status::ContainerState;
+use crate::status::{ContainerState, ContainerStatus};
 
 /// The kubelet's default `containerLogMaxSize` (10Mi).
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 20;
@@ -237,6 +237,9 @@ impl LogLine {
     }
 }
 
+/// The longest part of a line [`Joiner`] holds before passing it on unfinished.
+const MAX_JOINED: usize = 1024 * 1024;
+
 /// Joins partial records into lines, each stream on its own: the two streams are written
 /// by two pumps, so a stdout record may fall between two halves of a stderr line.
 #[derive(Debug, Default)]
@@ -269,7 +272,16 @@ impl Joiner {
             }
         }
         if record.partial {
-            return None;
+            // A line that never ends (output without newlines) is passed on in pieces, its
+            // newline left out, rather than held whole in memory.
+            let long = slot
+                .as_ref()
+                .is_some_and(|(_, line)| line.text.len() >= MAX_JOINED);
+            return if long {
+                slot.take().map(|(_, line)| line)
+            } else {
+                None
+            };
         }
         slot.take().map(|(_, mut line)| {
             line.complete = true;
@@ -383,6 +395,8 @@ impl RunReader {
             // included, had no rotation in the first.
             let (files, ids) = listing()?;
             if listing()? != (files.clone(), ids.clone()) {
+                // Give the rotation under way a moment to finish.
+                std::thread::sleep(Duration::from_millis(1));
                 continue;
             }
             // Files older than `after` are removed before it, so when it is gone every
@@ -573,8 +587,20 @@ pub fn run_ended(
             *seen_running = true;
             false
         }
-        ContainerState::Waiting(_) => *seen_running,
+        // Waiting for a restart while the status still names the run that ended (the runner
+        // names the next run together with its restart count, once it exists): the run
+        // followed is over, as kubectl stops at a container that does not run.
+        ContainerState::Waiting(_) => *seen_running || waits_after(status),
     })
+}
+
+/// Whether the container waits to be restarted after the run its status still names.
+fn waits_after(status: &ContainerStatus) -> bool {
+    let last_id = match &status.last_state {
+        Some(ContainerState::Terminated(t)) => Some(t.container_id.as_str()),
+        _ => None,
+    };
+    status.container_id.is_some() && status.container_id.as_deref() == last_id
 }
 
 /// Writes the logs of a container of `pod` to `out` as `kubectl logs` does (see
@@ -665,6 +691,26 @@ mod tests {
 
     fn rec(time: &str, stream: &str, tag: &str, text: &str) -> String {
         format!("{time} {stream} {tag} {text}\n")
+    }
+
+    #[test]
+    fn a_line_without_end_is_passed_on_in_pieces() {
+        let mut joiner = Joiner::default();
+        let chunk = vec![b'x'; 16 * 1024];
+        let record = Record {
+            time: "t",
+            stream: Stream::Stdout,
+            partial: true,
+            text: &chunk,
+        };
+        let mut pieces = Vec::new();
+        for _ in 0..200 {
+            pieces.extend(joiner.push(record));
+        }
+        assert_eq!(pieces.len(), 3, "200 x 16 KiB in 1 MiB pieces");
+        assert!(pieces
+            .iter()
+            .all(|p| !p.complete && p.text.len() == MAX_JOINED));
     }
 
     #[test]
@@ -1092,11 +1138,15 @@ mod tests {
         ));
         // The next run, created but not started, with the last one's state: not over.
         assert!(!ended(
-            status(1, back_off, terminated(1)),
+            status(1, back_off.clone(), terminated(1)),
             true,
             1,
             &mut fresh
         ));
+        // In back-off, the status still naming the run that ended: that run is over.
+        let mut dead = status(1, back_off, terminated(1));
+        dead["containerStatuses"][0]["containerID"] = "containerd://x".into();
+        assert!(ended(dead, true, 1, &mut fresh));
         assert!(ended(status(0, running, none), false, 0, &mut fresh));
         let gone = Err(PodsError::NotFound {
             pod: "p".into(),

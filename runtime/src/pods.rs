@@ -4,7 +4,8 @@
 //! written before anything runs), its status (`status.json`, rewritten on every change while
 //! the pod runs, final once it ended), the process that supervises it (`supervisor.json`,
 //! only while one does), its events (`events.jsonl`) and its logs (`logs/<container>/`).
-//! `lifecycle` writes them; everything here only reads, except [`request_stop`].
+//! `lifecycle` writes them (through [`write_json`], atomically); the rest of this module
+//! reads them, and [`request_stop`] signals a pod's supervisor.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -69,12 +70,15 @@ pub enum PodsError {
 
 /// The process that supervises a pod (the `podctl run` in the foreground), told apart from a
 /// later process that reuses its pid by its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Supervisor {
     pub pid: i32,
     /// Field 22 of `/proc/<pid>/stat`: clock ticks after boot when it started.
     pub start_ticks: u64,
+    /// The kernel's boot id: after a reboot the same pid and start time may come back.
+    #[serde(default)]
+    pub boot_id: String,
 }
 
 impl Supervisor {
@@ -84,14 +88,21 @@ impl Supervisor {
         Some(Self {
             pid,
             start_ticks: start_ticks(pid)?,
+            boot_id: boot_id(),
         })
     }
 
-    /// Whether the process still runs (and is the same process). A process that exited
-    /// but was not reaped yet by its parent (a zombie) does not run.
+    /// Whether the process still runs (and is the same process, in this boot). A process
+    /// that exited but was not reaped yet by its parent (a zombie) does not run.
     pub fn is_alive(&self) -> bool {
-        start_ticks(self.pid) == Some(self.start_ticks)
+        self.boot_id == boot_id() && start_ticks(self.pid) == Some(self.start_ticks)
     }
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The start time of a running process; `None` when there is no such process or it is a
@@ -274,7 +285,8 @@ impl ContainerNames {
         names
     }
 
-    /// The names in a recorded pod: from its manifest, else from its status.
+    /// The names in a recorded pod: from its manifest, else from its status (where, without
+    /// the manifest, sidecars count as regular init containers).
     pub fn of_record(record: &PodRecord) -> Self {
         if let Some(pod) = &record.pod {
             return Self::from_manifest(pod);
@@ -368,6 +380,8 @@ pub fn names(root: &Path, namespace: &str) -> Result<Vec<String>, PodsError> {
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
+        // Only what podctl could have made: pod names are DNS labels.
+        .filter(|n| crate::manifest::is_dns_label(n))
         .collect();
     names.sort();
     Ok(names)
@@ -376,7 +390,8 @@ pub fn names(root: &Path, namespace: &str) -> Result<Vec<String>, PodsError> {
 /// One pod's record.
 pub fn get(root: &Path, namespace: &str, pod: &str) -> Result<PodRecord, PodsError> {
     let dir = pods_dir(root, namespace).join(pod);
-    if !crate::manifest::is_dns_label(pod) || !dir.is_dir() {
+    let is_dir = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+    if !crate::manifest::is_dns_label(pod) || !is_dir {
         return Err(PodsError::NotFound {
             pod: pod.to_string(),
             namespace: namespace.to_string(),
@@ -386,11 +401,19 @@ pub fn get(root: &Path, namespace: &str, pod: &str) -> Result<PodRecord, PodsErr
 }
 
 fn read(dir: &Path, name: &str) -> Result<PodRecord, PodsError> {
-    let pod: Option<Pod> = read_json(&dir.join(files::MANIFEST))?;
-    let mut status: Option<PodStatus> = read_json(&dir.join(files::STATUS))?;
+    // The supervisor first: it removes its file after writing the final status, so a
+    // record read in between is a supervised pod with its last live status, never an
+    // unsupervised one whose status is not final.
     let supervisor: Option<Supervisor> = read_json(&dir.join(files::SUPERVISOR))?;
-    if let (Some(status), Some(pod)) = (status.as_mut(), pod.as_ref()) {
-        restore_roles(status, pod);
+    let pod: Option<Pod> = read_json(&dir.join(files::MANIFEST))?;
+    // A damaged status (a crash before the disk caught up, a hand edit) must not make the
+    // pod unreachable: stop, logs and rm still work without it.
+    let mut status: Option<PodStatus> = read_json(&dir.join(files::STATUS))
+        .map_err(|e| tracing::warn!(pod = %name, error = %e, "ignoring the pod's status"))
+        .ok()
+        .flatten();
+    if let Some(status) = status.as_mut() {
+        restore_roles(status, pod.as_ref());
         status.name = name.to_string();
     }
     Ok(PodRecord {
@@ -403,9 +426,9 @@ fn read(dir: &Path, name: &str) -> Result<PodRecord, PodsError> {
 }
 
 /// `status.json` keeps Kubernetes' shape, which does not say which init containers are
-/// sidecars: the manifest does.
-fn restore_roles(status: &mut PodStatus, pod: &Pod) {
-    let spec = pod.spec.as_ref();
+/// sidecars: the manifest does (without it, they count as regular init containers).
+fn restore_roles(status: &mut PodStatus, pod: Option<&Pod>) {
+    let spec = pod.and_then(|p| p.spec.as_ref());
     let inits = spec
         .and_then(|s| s.init_containers.as_deref())
         .unwrap_or_default();
@@ -464,15 +487,21 @@ pub async fn request_stop(
             pod: pod.to_string(),
         });
     };
-    nix::sys::signal::kill(
+    match nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(supervisor.pid),
         nix::sys::signal::Signal::SIGTERM,
-    )
-    .map_err(|source| PodsError::Signal {
-        pod: pod.to_string(),
-        pid: supervisor.pid,
-        source,
-    })?;
+    ) {
+        Ok(()) => {}
+        // It ended between the look and the signal.
+        Err(nix::errno::Errno::ESRCH) => return Ok(true),
+        Err(source) => {
+            return Err(PodsError::Signal {
+                pod: pod.to_string(),
+                pid: supervisor.pid,
+                source,
+            })
+        }
+    }
     let deadline = tokio::time::Instant::now() + wait;
     while supervisor.is_alive() {
         if tokio::time::Instant::now() >= deadline {
@@ -493,9 +522,14 @@ mod tests {
         assert!(me.is_alive());
         let reused = Supervisor {
             start_ticks: me.start_ticks + 1,
-            ..me
+            ..me.clone()
         };
         assert!(!reused.is_alive());
+        let other_boot = Supervisor {
+            boot_id: "another boot".into(),
+            ..me
+        };
+        assert!(!other_boot.is_alive());
     }
 
     #[test]
@@ -508,7 +542,9 @@ mod tests {
         let supervisor = Supervisor {
             pid,
             start_ticks: start_ticks(pid).expect("sleep runs"),
+            boot_id: boot_id(),
         };
+        assert!(supervisor.is_alive());
         // Exited, not reaped: a zombie, whose /proc entry stays until `wait`.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while supervisor.is_alive() && std::time::Instant::now() < deadline {

@@ -55,7 +55,7 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             let mut interrupted = false;
             loop {
                 // Looked at before reading, so the events of a run that just ended are read.
-                let supervised = supervisor.is_some_and(|s| s.is_alive());
+                let supervised = supervisor.as_ref().is_some_and(pods::Supervisor::is_alive);
                 let events = tail.read_new()?;
                 printer.print(of_pod(name, events))?;
                 if !args.follow || !supervised || interrupted {

@@ -50,8 +50,17 @@ pub struct Args {
 pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     // Registered before anything else, so a Ctrl-C at any moment is handled, not fatal.
     let interrupt = interrupt_signals()?;
-    let client = super::connect(g).await?;
-    let target = exec::find(&client, &g.root, &args.pod, args.container.as_deref()).await?;
+    tokio::pin!(interrupt);
+    // Interrupted before the command started: it does not start.
+    let found = tokio::select! {
+        found = async {
+            let client = super::connect(g).await?;
+            let target = exec::find(&client, &g.root, &args.pod, args.container.as_deref()).await?;
+            anyhow::Ok((client, target))
+        } => found?,
+        () = &mut interrupt => return Ok(super::EXIT_INTERRUPTED),
+    };
+    let (client, target) = found;
 
     let stdin_tty = std::io::stdin().is_terminal();
     let tty = args.tty && (!args.stdin || stdin_tty);
@@ -90,7 +99,7 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         stdout,
         stderr,
     };
-    let ended = exec::run(&client, &target, opts, interrupt).await;
+    let ended = exec::run(&client, &target, opts, &mut interrupt).await;
     // Everything the command wrote is out before the terminal is restored and podctl exits.
     let _ = tokio::time::timeout(WRITE_WAIT, async {
         let _ = stdout_done.await;

@@ -15,7 +15,8 @@ pub struct Args {
     /// they stay until `podctl rm`
     #[arg(short, long)]
     all: bool,
-    /// table: NAME, READY, STATUS, RESTARTS and AGE as `kubectl get pods` prints them;
+    /// table: NAME, READY, STATUS, RESTARTS and AGE as `kubectl get pods` prints them
+    /// (RESTARTS without kubectl's "(5m ago)");
     /// json or yaml: a v1 List of Pod objects with their status, as `kubectl get pods -o json`
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -79,7 +80,11 @@ fn row(record: &PodRecord, now: SystemTime) -> Vec<String> {
         // Recorded, but no status written yet (the pod is being set up) or ever (podctl died
         // while setting it up).
         None => (
-            "0/0".to_string(),
+            {
+                // kubectl counts main containers and sidecars.
+                let names = podctl_runtime::pods::ContainerNames::of_record(record);
+                format!("0/{}", names.main.len() + names.sidecars.len())
+            },
             if record.is_running() {
                 "Pending"
             } else {

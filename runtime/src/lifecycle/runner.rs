@@ -110,8 +110,11 @@ impl Runner {
                     .await?
                 }
             };
+            // The new run's id and number together: readers tell a run that ended from the
+            // next one by them.
             self.shared.update(self.index, |c| {
                 c.container_id = Some(format!("containerd://{}", p.id));
+                c.restart_count = restarts;
             });
             if self.ending() {
                 return Ok(Some(p));
@@ -201,8 +204,6 @@ impl Runner {
                 }
             }
             restarts += 1;
-            self.shared
-                .update(self.index, |c| c.restart_count = restarts);
         }
     }
 
