@@ -158,6 +158,22 @@ fn none_when_empty_object<'de, D: Deserializer<'de>>(
 }
 
 impl ContainerStatus {
+    /// A container in `state` that has not been restarted, is not ready and has no
+    /// containerd id yet.
+    pub fn new(name: &str, image: &str, role: Role, state: ContainerState) -> Self {
+        Self {
+            name: name.to_string(),
+            image: image.to_string(),
+            container_id: None,
+            role,
+            state,
+            last_state: None,
+            ready: false,
+            restart_count: 0,
+            started: false,
+        }
+    }
+
     /// The exit code when the container's current state is terminated.
     pub fn exit_code(&self) -> Option<i32> {
         self.state.exit_code()
@@ -432,17 +448,7 @@ mod tests {
     use super::*;
 
     fn status(name: &str, role: Role, state: ContainerState) -> ContainerStatus {
-        ContainerStatus {
-            name: name.into(),
-            image: "busybox".into(),
-            container_id: None,
-            role,
-            state,
-            last_state: None,
-            ready: false,
-            restart_count: 0,
-            started: false,
-        }
+        ContainerStatus::new(name, "busybox", role, state)
     }
 
     fn exited(code: i32) -> ContainerState {

@@ -282,17 +282,7 @@ mod tests {
     use podctl_runtime::status::{Condition, ContainerStatus, Running, Terminated};
 
     fn container(name: &str, role: Role, state: ContainerState) -> ContainerStatus {
-        ContainerStatus {
-            name: name.into(),
-            image: "busybox".into(),
-            container_id: None,
-            role,
-            state,
-            last_state: None,
-            ready: false,
-            restart_count: 0,
-            started: false,
-        }
+        ContainerStatus::new(name, "busybox", role, state)
     }
 
     fn running(name: &str, role: Role) -> ContainerStatus {

@@ -248,17 +248,12 @@ impl Shared {
 
 /// The status of a container that has not been created yet.
 pub(crate) fn not_started(name: &str, image: &str, role: Role) -> ContainerStatus {
-    ContainerStatus {
-        name: name.to_string(),
-        image: image.to_string(),
-        container_id: None,
+    ContainerStatus::new(
+        name,
+        image,
         role,
-        state: ContainerState::waiting("PodInitializing"),
-        last_state: None,
-        ready: false,
-        restart_count: 0,
-        started: false,
-    }
+        ContainerState::waiting("PodInitializing"),
+    )
 }
 
 #[cfg(test)]
