@@ -57,8 +57,6 @@ const CHUNK: usize = 32 * 1024;
 /// Why a command could not be run in a container.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("no pod {pod:?} in namespace {namespace:?}")]
-    PodNotFound { pod: String, namespace: String },
     #[error("pod {pod:?} is not running")]
     PodNotRunning { pod: String },
     #[error("container {container:?} in pod {pod:?} is not running")]
@@ -151,9 +149,12 @@ pub async fn find(
     container: Option<&str>,
 ) -> Result<RunningContainer, ExecError> {
     let namespace = client.namespace();
-    let not_found = || ExecError::PodNotFound {
-        pod: pod.to_string(),
-        namespace: namespace.to_string(),
+    let not_found = || -> ExecError {
+        PodsError::NotFound {
+            pod: pod.to_string(),
+            namespace: namespace.to_string(),
+        }
+        .into()
     };
     if !crate::manifest::is_dns_label(pod) {
         return Err(not_found());

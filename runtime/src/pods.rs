@@ -160,10 +160,7 @@ impl PodRecord {
     /// `terminationGracePeriodSeconds` from its manifest (default 30 s, at least 2 s, as
     /// `lifecycle` applies it).
     pub fn grace_period(&self) -> Duration {
-        self.pod.as_ref().map_or_else(
-            || crate::lifecycle::grace_period(&Pod::default()),
-            crate::lifecycle::grace_period,
-        )
+        crate::lifecycle::grace_period(self.pod.as_ref().unwrap_or(&Pod::default()))
     }
 
     /// The pod's events file.

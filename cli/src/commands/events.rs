@@ -189,7 +189,8 @@ impl Printer {
 /// One table row: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE.
 fn row(record: &Record, now: SystemTime) -> Vec<String> {
     let e = &record.event;
-    let seen = pods::parse_time(&e.time).map_or_else(|| e.time.clone(), |t| super::ps::age(t, now));
+    let seen =
+        pods::parse_time(&e.time).map_or_else(|| e.time.clone(), |t| crate::output::age(t, now));
     let type_ = match e.type_ {
         EventType::Normal => "Normal",
         EventType::Warning => "Warning",
