@@ -9,7 +9,7 @@ mod output;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Run Kubernetes v1 Pod manifests on this host, with containerd and without Kubernetes.
 ///
@@ -52,6 +52,15 @@ pub struct Global {
         default_value = "/var/lib/podctl"
     )]
     root: PathBuf,
+    /// The podctl daemon's API socket: the one `podctl daemon` serves and `run -d` and
+    /// `version` talk to (`stop` and `rm` use the socket of the daemon running the pod)
+    #[arg(
+        long,
+        global = true,
+        env = "PODCTL_SOCKET",
+        default_value = podctl_runtime::daemon::DEFAULT_SOCKET
+    )]
+    socket: PathBuf,
     /// Diagnostics on stderr: a level for podctl's own crates (debug, trace) or a full
     /// tracing filter (e.g. `info,h2=debug`)
     #[arg(long, global = true, env = "PODCTL_LOG", default_value = "warn")]
@@ -60,15 +69,28 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a pod manifest in the foreground until its containers end
+    /// Run a pod manifest in the foreground until its containers end (-d: hand it to the
+    /// daemon)
     ///
     /// Streams every container's output prefixed with its name, keeps per-container logs
     /// under <root>/<namespace>/pods/<pod>/logs, and exits with the main container's exit
     /// code (the first non-zero one; a failed init container's code when init failed).
     /// Ctrl-C or SIGTERM stops the pod: the stop signal, terminationGracePeriodSeconds
-    /// (default 30), then SIGKILL; a second one kills at once. Exit codes: 2 for an invalid manifest, 125 when podctl
-    /// itself fails (containerd unreachable, image missing, ...).
+    /// (default 30), then SIGKILL; a second one kills at once. Exit codes: 2 for an invalid
+    /// manifest, 125 when podctl itself fails (containerd unreachable, image missing, ...).
+    ///
+    /// With -d, the pod is handed to the podctl daemon on --socket instead: the manifest is
+    /// checked here (exit 2 when invalid, nothing sent), and podctl prints the pod's name and
+    /// exits 0 once the daemon admitted it; 2 when the daemon refuses the manifest, 125 when
+    /// it cannot run the pod (no daemon, a pod of that name exists, image missing, ...).
     Run(commands::run::Args),
+    /// Serve podctl's API on a unix socket and supervise the pods handed to it
+    ///
+    /// The daemon runs pods as `podctl run` does, each to its end, restarting containers per
+    /// their restartPolicy: pods handed over with `podctl run -d`, and with --manifests-dir
+    /// the static pods of a directory. Stopping the daemon (SIGTERM or Ctrl-C) leaves its
+    /// pods running; a daemon started again adopts them.
+    Daemon(commands::daemon::Args),
     /// Check a pod manifest without running it (exit code 2 when invalid)
     Validate(commands::validate::Args),
     /// Remove a finished pod: its containers, snapshots, volumes, logs and state
@@ -96,7 +118,7 @@ enum Command {
     /// Manage images in containerd's store
     #[command(subcommand)]
     Image(commands::image::Command),
-    /// Show podctl's and containerd's versions
+    /// Show podctl's and containerd's versions, and the daemon's when one answers on --socket
     Version,
 }
 
@@ -118,6 +140,25 @@ pub struct Exit {
     pub error: anyhow::Error,
 }
 
+impl Cli {
+    /// Parses a command line as `podctl`'s, with the checks clap's attributes cannot state.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Self::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        if let Err(message) = commands::run::check_detach(&matches) {
+            let run = command
+                .find_subcommand_mut("run")
+                .expect("run is a subcommand");
+            return Err(run.error(clap::error::ErrorKind::ArgumentConflict, message));
+        }
+        Self::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+    }
+}
+
 /// A bare level (`debug`) applies to podctl's own crates only, keeping the gRPC stack quiet;
 /// anything else is a full `tracing` filter.
 fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
@@ -131,7 +172,10 @@ fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    // The daemon leaves its pods running for the next daemon to adopt: the process must end
+    // without dropping the async runtime, whose pod tasks would run their cleanup.
+    let exit_at_once = matches!(cli.command, Command::Daemon(_));
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(&cli.global.log))
         .with_writer(std::io::stderr)
@@ -149,12 +193,17 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(commands::dispatch(cli));
-    match result {
-        Ok(code) => ExitCode::from(code),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
-            let code = e.downcast_ref::<Exit>().map(|x| x.code).unwrap_or(1);
             eprintln!("podctl: {}", podctl_runtime::describe(e.as_ref()));
-            ExitCode::from(code)
+            e.downcast_ref::<Exit>().map(|x| x.code).unwrap_or(1)
         }
+    };
+    if exit_at_once {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::process::exit(code.into());
     }
+    ExitCode::from(code)
 }

@@ -64,11 +64,28 @@ disabled_plugins = [
 "#,
             dir = dir.display()
         );
-        let config_path = dir.join("config.toml");
-        fs::write(&config_path, config).expect("writing the containerd config");
-        let log_path = dir.join("containerd.log");
-        let log = fs::File::create(&log_path).expect("creating the containerd log");
-        let child = Command::new(&binary)
+        fs::write(dir.join("config.toml"), config).expect("writing the containerd config");
+        let mut ctrd = Containerd {
+            dir,
+            child: None,
+            namespaces: Mutex::new(Vec::new()),
+            startup: Duration::ZERO,
+        };
+        ctrd.launch(&binary, started).await;
+        ctrd.startup = started.elapsed();
+        ctrd
+    }
+
+    /// Starts containerd on this dir's config and waits until it answers.
+    async fn launch(&mut self, binary: &Path, started: Instant) {
+        let config_path = self.dir.join("config.toml");
+        let log_path = self.dir.join("containerd.log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("opening the containerd log");
+        let child = Command::new(binary)
             .arg("--config")
             .arg(&config_path)
             .stdin(Stdio::null())
@@ -76,15 +93,10 @@ disabled_plugins = [
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut ctrd = Containerd {
-            dir,
-            child: Some(child),
-            namespaces: Mutex::new(Vec::new()),
-            startup: Duration::ZERO,
-        };
-        let socket = ctrd.socket();
+        self.child = Some(child);
+        let socket = self.socket();
         loop {
-            if let Some(status) = ctrd
+            if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
@@ -108,8 +120,25 @@ disabled_plugins = [
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        ctrd.startup = started.elapsed();
-        ctrd
+    }
+
+    /// Restarts containerd (SIGTERM, then a new process on the same root and state), as
+    /// `systemctl restart containerd` does: shims and containers run on.
+    pub async fn restart(&mut self) {
+        self.stop_process();
+        self.launch(&containerd_binary(), Instant::now()).await;
+    }
+
+    /// What a reboot does to containerd: containerd, shims and containers gone, its state
+    /// dir (under /run on a real host) emptied; then containerd starts again.
+    pub async fn reboot(&mut self) {
+        self.stop_process();
+        self.kill_shims();
+        let state = self.dir.join("state");
+        unmount_under(&state);
+        let _ = fs::remove_dir_all(&state);
+        self.remove_runc_state();
+        self.launch(&containerd_binary(), Instant::now()).await;
     }
 
     /// The containerd gRPC socket.
@@ -144,6 +173,32 @@ disabled_plugins = [
     }
 
     fn stop(&mut self) {
+        self.stop_process();
+        self.kill_shims();
+        self.remove_runc_state();
+        unmount_under(&self.dir);
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            eprintln!("test containerd: cannot remove {}: {e}", self.dir.display());
+        }
+    }
+
+    /// Removes runc's state of the namespaces handed out (kept outside `dir`).
+    fn remove_runc_state(&self) {
+        for ns in self
+            .namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            // Namespaces are unique per test, so this runc state is ours alone.
+            if !ns.is_empty() && !ns.contains('/') && ns != "default" {
+                let _ = fs::remove_dir_all(Path::new(RUNC_ROOT).join(ns));
+            }
+        }
+    }
+
+    /// Stops the containerd process (SIGTERM, SIGKILL after a while), nothing else.
+    fn stop_process(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = Pid::from_raw(child.id() as i32);
             let _ = kill(pid, Signal::SIGTERM);
@@ -159,22 +214,6 @@ disabled_plugins = [
                     Ok(None) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
-        }
-        self.kill_shims();
-        for ns in self
-            .namespaces
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            // Namespaces are unique per test, so this runc state is ours alone.
-            if !ns.is_empty() && !ns.contains('/') && ns != "default" {
-                let _ = fs::remove_dir_all(Path::new(RUNC_ROOT).join(ns));
-            }
-        }
-        unmount_under(&self.dir);
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!("test containerd: cannot remove {}: {e}", self.dir.display());
         }
     }
 

@@ -60,6 +60,8 @@ impl Fixture {
             .env("CONTAINERD_ADDRESS", self.ctrd.socket())
             .env("PODCTL_NAMESPACE", &self.namespace)
             .env("PODCTL_ROOT", self.root.path())
+            .env("PODCTL_SOCKET", self.socket())
+            .env_remove("PODCTL_MANIFESTS_DIR")
             .env_remove("PODCTL_LOG")
             .env_remove("PODCTL_BACKOFF_BASE")
             .env_remove("PODCTL_BACKOFF_CAP");
@@ -99,6 +101,25 @@ impl Fixture {
         self.spawn(args, stdin)
             .wait_with_output()
             .expect("waiting for podctl")
+    }
+
+    /// The API socket of this fixture's `podctl daemon`.
+    pub fn socket(&self) -> PathBuf {
+        self.root.path().join("podctl.sock")
+    }
+
+    /// Starts `podctl daemon` (with `args`) on this fixture and waits until it serves its
+    /// socket.
+    pub fn daemon(&self, args: &[&str]) -> Background {
+        let _ = std::fs::remove_file(self.socket());
+        let mut all = vec!["--log", "info", "daemon"];
+        all.extend_from_slice(args);
+        let mut daemon = self.start(&all, None);
+        let socket = self.socket();
+        daemon.wait_until("the daemon serves its socket", WAIT_TIMEOUT, || {
+            socket.exists()
+        });
+        daemon
     }
 
     /// `podctl run --rm -` with the manifest on stdin.

@@ -1,6 +1,7 @@
 //! podctl's library: Kubernetes `v1 Pod` semantics on one host, driven over containerd's gRPC API.
 
 pub mod containerd;
+pub mod daemon;
 pub mod exec;
 pub mod expand;
 pub mod image;
@@ -12,6 +13,7 @@ pub mod pods;
 pub(crate) mod probe;
 pub mod reference;
 pub mod sandbox;
+pub mod staticpods;
 pub mod status;
 
 /// An error and its causes on one line, `: `-separated, leaving out a cause whose text the

@@ -614,29 +614,87 @@ pub fn write(
 ) -> Result<(), PodLogsError> {
     let record = pods::get(root, namespace, pod)?;
     let target = select(&record, opts)?;
+    let mut printer = Printer {
+        out,
+        timestamps: opts.timestamps,
+    };
+    read(root, namespace, pod, &target, opts, &mut printer)
+}
+
+/// Where the lines of a run go as they are read.
+pub trait LineSink {
+    /// The next line.
+    fn line(&mut self, line: LogLine) -> std::io::Result<()>;
+    /// After each look at the run's files (with `follow`, every poll): passes on what it
+    /// was given so far. An error ends the reading, as one of [`LineSink::line`] does.
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+/// Lines written as `kubectl logs` prints them.
+struct Printer<'a> {
+    out: &'a mut dyn Write,
+    timestamps: bool,
+}
+
+impl LineSink for Printer<'_> {
+    fn line(&mut self, line: LogLine) -> std::io::Result<()> {
+        line.write_to(self.out, self.timestamps)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Gives run `target` of a container of `pod` (as [`select`] picked it) to `sink`: the last
+/// `opts.tail` lines it holds now, then, with `opts.follow`, what it appends until the run
+/// ends (see [`run_ended`]). A failing sink ends the reading with [`PodLogsError::Write`].
+pub fn read(
+    root: &Path,
+    namespace: &str,
+    pod: &str,
+    target: &Target,
+    opts: &LogOptions,
+    sink: &mut dyn LineSink,
+) -> Result<(), PodLogsError> {
     let mut seen_running = false;
     let ended = || {
         let record = pods::get(root, namespace, pod);
         run_ended(record, &target.container, target.restart, &mut seen_running)
     };
-    copy_run(&target, opts, out, ended, FOLLOW_POLL)
+    read_run(target, opts, sink, ended, FOLLOW_POLL)
 }
 
-/// Copies run `target` to `out`: the last `opts.tail` lines of what it holds now, then, with
-/// `opts.follow`, what is appended until `ended` says the run is over (checked every `poll`).
+/// Copies run `target` to `out` as [`write`] prints it (see [`read_run`]), for tests.
+#[cfg(test)]
 pub(crate) fn copy_run(
     target: &Target,
     opts: &LogOptions,
     out: &mut dyn Write,
+    ended: impl FnMut() -> Result<bool, PodLogsError>,
+    poll: Duration,
+) -> Result<(), PodLogsError> {
+    let mut printer = Printer {
+        out,
+        timestamps: opts.timestamps,
+    };
+    read_run(target, opts, &mut printer, ended, poll)
+}
+
+/// Gives run `target` to `sink`: the last `opts.tail` lines of what it holds now, then, with
+/// `opts.follow`, what is appended until `ended` says the run is over (checked every `poll`).
+fn read_run(
+    target: &Target,
+    opts: &LogOptions,
+    sink: &mut dyn LineSink,
     mut ended: impl FnMut() -> Result<bool, PodLogsError>,
     poll: Duration,
 ) -> Result<(), PodLogsError> {
     let Some(mut reader) = RunReader::open(&target.dir, target.restart)? else {
         return Ok(());
     };
-    let ts = opts.timestamps;
-    let print = |line: LogLine, out: &mut dyn Write| -> Result<(), PodLogsError> {
-        line.write_to(out, ts).map_err(PodLogsError::Write)
+    let print = |line: LogLine, sink: &mut dyn LineSink| -> Result<(), PodLogsError> {
+        sink.line(line).map_err(PodLogsError::Write)
     };
 
     // What the run holds now; only its last lines when asked.
@@ -650,7 +708,7 @@ pub(crate) fn copy_run(
                 }
                 last.push_back(line);
             }
-            None => print(line, out)?,
+            None => print(line, sink)?,
         }
         Ok(())
     };
@@ -666,21 +724,21 @@ pub(crate) fn copy_run(
         }
     }
     for line in last.drain(..) {
-        print(line, out)?;
+        print(line, sink)?;
     }
-    out.flush().map_err(PodLogsError::Write)?;
+    sink.flush().map_err(PodLogsError::Write)?;
 
     while !done {
         std::thread::sleep(poll);
         // The end is checked before reading: once the run has ended, this read is its last.
         done = ended()?;
-        reader.read_available(&mut |line| print(line, out))?;
+        reader.read_available(&mut |line| print(line, sink))?;
         if done {
             for line in reader.finish() {
-                print(line, out)?;
+                print(line, sink)?;
             }
         }
-        out.flush().map_err(PodLogsError::Write)?;
+        sink.flush().map_err(PodLogsError::Write)?;
     }
     Ok(())
 }

@@ -24,6 +24,12 @@ pub mod files {
     pub const STATUS: &str = "status.json";
     pub const SUPERVISOR: &str = "supervisor.json";
     pub const EVENTS: &str = "events.jsonl";
+    /// The runc shim group of the pod's containers (one shim per pod), for a supervisor
+    /// that adopts the pod.
+    pub const SHIM_GROUP: &str = "shim-group";
+    /// Present once a stop of the pod was asked for: a supervisor adopting the pod goes on
+    /// stopping it.
+    pub const STOP_REQUESTED: &str = "stop-requested";
     pub const LOGS: &str = "logs";
 }
 
@@ -60,6 +66,8 @@ pub enum PodsError {
         container: String,
         containers: ContainerNames,
     },
+    #[error("pod {pod:?} is supervised by the podctl daemon on {}: ask it through its API", socket.display())]
+    DaemonPod { pod: String, socket: PathBuf },
     #[error("cannot signal the process supervising pod {pod:?} (pid {pid}): {source}")]
     Signal {
         pod: String,
@@ -79,6 +87,10 @@ pub struct Supervisor {
     /// The kernel's boot id: after a reboot the same pid and start time may come back.
     #[serde(default)]
     pub boot_id: String,
+    /// The API socket of the `podctl daemon` supervising the pod; `None` for a foreground
+    /// `podctl run`. Requests for a daemon's pod go through its API, never a signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
 }
 
 impl Supervisor {
@@ -89,6 +101,7 @@ impl Supervisor {
             pid,
             start_ticks: start_ticks(pid)?,
             boot_id: boot_id(),
+            socket: None,
         })
     }
 
@@ -484,6 +497,13 @@ pub async fn request_stop(
             pod: pod.to_string(),
         });
     };
+    if let Some(socket) = supervisor.socket {
+        // Signalling a daemon would stop the daemon, not the pod.
+        return Err(PodsError::DaemonPod {
+            pod: pod.to_string(),
+            socket,
+        });
+    }
     match nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(supervisor.pid),
         nix::sys::signal::Signal::SIGTERM,
@@ -540,6 +560,7 @@ mod tests {
             pid,
             start_ticks: start_ticks(pid).expect("sleep runs"),
             boot_id: boot_id(),
+            socket: None,
         };
         assert!(supervisor.is_alive());
         // Exited, not reaped: a zombie, whose /proc entry stays until `wait`.

@@ -49,13 +49,14 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         Some(name) => {
             let record = pods::get(&g.root, &g.namespace, name)?;
             let mut tail = EventsTail::new(record.events_path());
-            let supervisor = record.supervisor;
             let stop = super::wait_for_stop_signal();
             tokio::pin!(stop);
             let mut interrupted = false;
             loop {
                 // Looked at before reading, so the events of a run that just ended are read.
-                let supervised = supervisor.as_ref().is_some_and(pods::Supervisor::is_alive);
+                // Read again each time: a daemon outlives the pods it supervised.
+                let supervised = pods::get(&g.root, &g.namespace, name)
+                    .is_ok_and(|r| r.is_running());
                 let events = tail.read_new()?;
                 printer.print(of_pod(name, events))?;
                 if !args.follow || !supervised || interrupted {

@@ -1,5 +1,6 @@
 //! One module per subcommand: load input, call the library, print.
 
+pub mod daemon;
 pub mod events;
 pub mod exec;
 pub mod image;
@@ -9,7 +10,11 @@ pub mod ps;
 pub mod rm;
 pub mod run;
 pub mod stop;
+pub mod supervision;
 pub mod validate;
+
+use std::path::Path;
+use std::time::Duration;
 
 use podctl_runtime::containerd::Client;
 
@@ -42,6 +47,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
         Command::Run(args) => run::run(g, args).await,
+        Command::Daemon(args) => daemon::run(g, args).await,
         Command::Validate(args) => validate::run(args),
         Command::Rm(args) => rm::run(g, args).await,
         Command::Ps(args) => ps::run(g, args).await,
@@ -51,12 +57,64 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Stop(args) => stop::run(g, args).await,
         Command::Exec(args) => exec::run(g, args).await,
         Command::Image(cmd) => image::run(g, cmd).await,
-        Command::Version => {
-            println!("podctl {}", env!("CARGO_PKG_VERSION"));
-            let client = connect(g).await?;
-            println!("containerd {}", client.version().await?);
-            Ok(0)
+        Command::Version => version(g).await,
+    }
+}
+
+/// How long `version` waits for a daemon's answer.
+const DAEMON_VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// podctl's version, the daemon's when one answers on the socket, and containerd's.
+async fn version(g: &Global) -> anyhow::Result<u8> {
+    println!("podctl {}", env!("CARGO_PKG_VERSION"));
+    match daemon_version(&g.socket).await {
+        Ok(v) => println!(
+            "podctl daemon {} on {}",
+            v.podctl_version,
+            g.socket.display()
+        ),
+        // No daemon is no failure: podctl runs pods in the foreground without one.
+        Err(e) => {
+            tracing::debug!(error = %podctl_runtime::describe(e.as_ref()), "no daemon version")
         }
+    }
+    let client = connect(g).await?;
+    println!("containerd {}", client.version().await?);
+    Ok(0)
+}
+
+async fn daemon_version(socket: &Path) -> anyhow::Result<podctl_proto::v1::VersionResponse> {
+    let mut client = podctl_proto::connect(socket).await?;
+    let answer = tokio::time::timeout(
+        DAEMON_VERSION_TIMEOUT,
+        client.version(podctl_proto::v1::VersionRequest {}),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer from the podctl daemon on {}", socket.display()))?
+    .map_err(|status| api_error(socket, status))?;
+    Ok(answer.into_inner())
+}
+
+/// An error the daemon on `socket` answered with. Its message is already the CLI's words
+/// (the daemon describes its errors as the CLI would); a call that failed on the way (the
+/// daemon went away) says so.
+pub fn api_error(socket: &Path, status: podctl_proto::Status) -> anyhow::Error {
+    use std::error::Error;
+    if let Some(cause) = status.source() {
+        return anyhow::anyhow!(
+            "lost the podctl daemon on {}: {}",
+            socket.display(),
+            podctl_runtime::describe(cause)
+        );
+    }
+    if status.message().is_empty() {
+        anyhow::anyhow!(
+            "the podctl daemon on {} failed: {}",
+            socket.display(),
+            status.code().description()
+        )
+    } else {
+        anyhow::anyhow!("{}", status.message())
     }
 }
 
@@ -80,6 +138,40 @@ pub fn invalid(error: impl Into<anyhow::Error>) -> anyhow::Error {
 /// the file themselves.
 pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<podctl_runtime::manifest::Pod> {
     podctl_runtime::manifest::load_valid(path).map_err(invalid)
+}
+
+/// A manifest read once from its file (or stdin) and checked as [`load_manifest`] checks it,
+/// for a command that passes its text on.
+pub struct Manifest {
+    pub text: String,
+    /// What names it in errors: the path as given, or `<stdin>`.
+    pub source: String,
+}
+
+/// Reads the manifest at `path` (`-`: stdin) and checks it, mapping refusal to
+/// [`EXIT_INVALID`].
+pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    use podctl_runtime::manifest::{self, ManifestError};
+    use std::io::Read;
+    let read_error = |source| {
+        invalid(ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let (text, source) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
+        (text, "<stdin>".to_string())
+    } else {
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
+        (text, path.display().to_string())
+    };
+    let pod = manifest::parse(&text, &source).map_err(invalid)?;
+    manifest::validate(&pod).map_err(invalid)?;
+    Ok(Manifest { text, source })
 }
 
 /// A duration such as `300ms`, `10s`, `5m` or `1h` (a bare number is seconds).

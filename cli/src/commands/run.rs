@@ -1,15 +1,15 @@
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
+use podctl_proto::{v1, Code};
 use podctl_runtime::lifecycle::{
-    self, BackoffPolicy, Event, EventType, LifecycleError, Observer, RunOptions, StopRequest,
-    Stream,
+    self, Event, EventType, LifecycleError, Observer, StopRequest, Stream,
 };
 use podctl_runtime::status::{ContainerState, PodStatus, Role};
 use tokio::sync::watch;
 
+use super::supervision::SupervisionArgs;
 use crate::output::{print_data, table};
 use crate::{Exit, Format, Global};
 
@@ -25,6 +25,11 @@ const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_milli
 pub struct Args {
     /// Pod manifest (YAML or JSON); `-` reads stdin
     file: PathBuf,
+    /// Hand the pod to the podctl daemon (on --socket) instead of running it here: checks
+    /// the manifest, prints the pod's name once the daemon admitted it (images present,
+    /// sandbox made) and exits 0; the daemon runs it with its own back-off and log options
+    #[arg(short, long, conflicts_with_all = ["rm", "events", "output"])]
+    detach: bool,
     /// Remove the pod (containers, snapshots, volumes, logs) when it ends
     #[arg(long)]
     rm: bool,
@@ -37,30 +42,39 @@ pub struct Args {
     /// <root>/<namespace>/pods/<pod>/events.jsonl
     #[arg(long)]
     events: bool,
-    /// First delay of the crash-loop back-off before a failed container is restarted
-    /// (Kubernetes: 10s); doubles after every restart up to --backoff-cap
-    #[arg(long, env = "PODCTL_BACKOFF_BASE", default_value = "10s", value_parser = super::parse_duration)]
-    backoff_base: Duration,
-    /// Longest delay of the crash-loop back-off (Kubernetes: 5m); a container that ran for
-    /// twice this long starts over from --backoff-base
-    #[arg(long, env = "PODCTL_BACKOFF_CAP", default_value = "5m", value_parser = super::parse_duration)]
-    backoff_cap: Duration,
-    /// Size past which a container's log file is rotated, as a Kubernetes quantity (10Mi,
-    /// 512Ki, bytes); the kubelet's containerLogMaxSize
-    #[arg(long, env = "PODCTL_LOG_MAX_SIZE", default_value = "10Mi", value_parser = podctl_runtime::podlogs::parse_max_size)]
-    log_max_size: u64,
-    /// Log files kept per container run, the current one included (at least 2); the
-    /// kubelet's containerLogMaxFiles
-    #[arg(long, env = "PODCTL_LOG_MAX_FILES", default_value_t = podctl_runtime::podlogs::DEFAULT_MAX_FILES, value_parser = clap::value_parser!(u32).range(2..))]
-    log_max_files: u32,
+    #[command(flatten)]
+    supervision: SupervisionArgs,
+}
+
+/// Refuses `run -d` with a supervision option given on the command line: a detached pod's
+/// back-off and log rotation are the daemon's. (From the environment they are ignored, as
+/// they may be set for foreground runs and the daemon alike; clap's own conflicts would count
+/// them, so this check runs after parsing.)
+pub fn check_detach(matches: &clap::ArgMatches) -> Result<(), String> {
+    let Some(("run", m)) = matches.subcommand() else {
+        return Ok(());
+    };
+    if !m.get_flag("detach") {
+        return Ok(());
+    }
+    let shared = <SupervisionArgs as clap::Args>::augment_args(clap::Command::new("run"));
+    for arg in shared.get_arguments() {
+        if m.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine) {
+            let flag = arg.get_long().unwrap_or(arg.get_id().as_str());
+            return Err(format!(
+                "the argument '--{flag}' cannot be used with '--detach': a detached pod's \
+                 back-off and log rotation are the daemon's (give them to `podctl daemon`)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
-    if args.backoff_base.is_zero() || args.backoff_cap < args.backoff_base {
-        return Err(super::invalid(anyhow::anyhow!(
-            "--backoff-base must be above zero and at most --backoff-cap"
-        )));
+    if args.detach {
+        return detach(g, &args.file).await;
     }
+    let opts = args.supervision.run_options(g.root.clone(), args.rm)?;
     let pod = super::load_manifest(&args.file)?;
     let client = super::connect(g).await.map_err(run_failed)?;
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
@@ -87,19 +101,6 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         data_on_stdout: args.output != Format::Table,
         events: args.events,
     });
-    let opts = RunOptions {
-        root: g.root.clone(),
-        remove: args.rm,
-        snapshotter: podctl_runtime::image::DEFAULT_SNAPSHOTTER.to_string(),
-        backoff: BackoffPolicy {
-            base: args.backoff_base,
-            cap: args.backoff_cap,
-        },
-        log_rotation: podctl_runtime::podlogs::LogRotation {
-            max_size: args.log_max_size,
-            max_files: args.log_max_files,
-        },
-    };
     let status = lifecycle::run(&client, pod, &opts, observer, stop_rx)
         .await
         .map_err(|e| match e {
@@ -112,6 +113,30 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     }
     // Exit codes are 0..=255 on Linux; a container's code is already in that range.
     Ok(status.exit_code().clamp(0, 255) as u8)
+}
+
+/// `run -d`: checks the manifest here as `run` does (nothing is sent when it is invalid),
+/// then hands its text to the daemon, which admits the pod and supervises it.
+async fn detach(g: &Global, file: &Path) -> anyhow::Result<u8> {
+    let manifest = super::read_manifest(file)?;
+    let mut client = podctl_proto::connect(&g.socket)
+        .await
+        .map_err(|e| run_failed(e.into()))?;
+    let request = v1::RunRequest {
+        manifest: manifest.text.into_bytes(),
+        source: manifest.source,
+    };
+    let admitted = client.run(request).await.map_err(|status| {
+        let refused = status.code() == Code::InvalidArgument;
+        let error = super::api_error(&g.socket, status);
+        if refused {
+            super::invalid(error)
+        } else {
+            run_failed(error)
+        }
+    })?;
+    println!("{}", admitted.into_inner().name);
+    Ok(0)
 }
 
 fn run_failed(error: anyhow::Error) -> anyhow::Error {
@@ -211,5 +236,98 @@ impl Observer for Terminal {
                 eprintln!("podctl: {kind} {container} exited with code {exit_code} ({reason})");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::error::ErrorKind;
+
+    use crate::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<super::Args, clap::Error> {
+        let cli = Cli::try_parse_args(args)?;
+        match cli.command {
+            Command::Run(a) => Ok(a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn detach_takes_a_file_or_stdin() {
+        let a = parse(&["podctl", "run", "-d", "pod.yaml"]).unwrap();
+        assert!(a.detach);
+        assert_eq!(a.file.to_str(), Some("pod.yaml"));
+        let a = parse(&["podctl", "run", "--detach", "-"]).unwrap();
+        assert!(a.detach);
+        assert_eq!(a.file.to_str(), Some("-"));
+        let a = parse(&[
+            "podctl", "run", "--rm", "--events", "-o", "json", "pod.yaml",
+        ])
+        .unwrap();
+        assert!(!a.detach && a.rm && a.events);
+    }
+
+    #[test]
+    fn detach_refuses_the_options_of_a_foreground_run() {
+        for flags in [
+            &["--rm"][..],
+            &["--events"],
+            &["-o", "json"],
+            &["--backoff-base", "1s"],
+            &["--backoff-cap=1m"],
+            &["--log-max-size", "1Mi"],
+            &["--log-max-files", "3"],
+        ] {
+            let mut args = vec!["podctl", "run", "-d", "pod.yaml"];
+            args.extend_from_slice(flags);
+            let e = parse(&args).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{flags:?}: {e}");
+            let text = e.to_string();
+            let flag = flags[0].split('=').next().unwrap();
+            assert!(text.contains("--detach"), "{text}");
+            if flag.starts_with("--backoff") || flag.starts_with("--log") {
+                assert!(text.contains(&format!("'{flag}'")), "{text}");
+                assert!(text.contains("`podctl daemon`"), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn supervision_options_stay_with_a_foreground_run() {
+        let a = parse(&[
+            "podctl",
+            "run",
+            "pod.yaml",
+            "--backoff-base",
+            "200ms",
+            "--backoff-cap",
+            "2s",
+            "--log-max-files",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(a.supervision.backoff_base, Duration::from_millis(200));
+        assert_eq!(a.supervision.backoff_cap, Duration::from_secs(2));
+        assert_eq!(a.supervision.log_max_files, 3);
+        assert!(parse(&["podctl", "run", "pod.yaml", "--log-max-files", "1"]).is_err());
+    }
+
+    #[test]
+    fn detach_ignores_supervision_options_from_the_environment() {
+        // Set for foreground runs and the daemon alike: no reason to refuse `run -d`. The
+        // only test that sets it; the value matches the default others would parse.
+        std::env::set_var("PODCTL_LOG_MAX_FILES", "5");
+        let a = parse(&["podctl", "run", "-d", "pod.yaml"]);
+        std::env::remove_var("PODCTL_LOG_MAX_FILES");
+        assert!(a.unwrap().detach);
     }
 }

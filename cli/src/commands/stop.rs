@@ -1,8 +1,11 @@
-//! `podctl stop`: stops running pods as Ctrl-C on their `podctl run` would.
+//! `podctl stop`: stops running pods as Ctrl-C on their `podctl run` would, or through the
+//! API of the daemon that runs them.
 
+use std::path::Path;
 use std::time::Duration;
 
-use podctl_runtime::pods;
+use podctl_proto::{v1, Code};
+use podctl_runtime::pods::{self, PodRecord};
 use tokio::task::JoinSet;
 
 use crate::Global;
@@ -14,8 +17,9 @@ const WAIT_BEYOND_GRACE: Duration = Duration::from_secs(10);
 /// Arguments of `podctl stop`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Each pod's `podctl run` is asked to stop (SIGTERM): every main container runs its preStop \
-hook, then gets its stop signal, then SIGKILL when terminationGracePeriodSeconds is over; \
+Each pod is stopped by what supervises it: its `podctl run` (asked with SIGTERM), or the \
+`podctl daemon` running it (asked through its API; the daemon keeps running). Every main \
+container runs its preStop hook, then gets its stop signal, then SIGKILL when terminationGracePeriodSeconds is over; \
 sidecars stop after them. The pod stays recorded (`podctl ps -a`) until `podctl rm`, unless \
 it was run with --rm. Asking again while a pod stops kills its containers at once.
 
@@ -55,7 +59,7 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
                 failed = true;
             }
             Err(e) => {
-                eprintln!("podctl: {}", podctl_runtime::describe(&e));
+                eprintln!("podctl: {}", podctl_runtime::describe(e.as_ref()));
                 failed = true;
             }
         }
@@ -73,16 +77,19 @@ enum Stopped {
 }
 
 async fn stop(
-    root: &std::path::Path,
+    root: &Path,
     namespace: &str,
     pod: &str,
     timeout: Option<Duration>,
-) -> Result<Stopped, pods::PodsError> {
-    let wait = match timeout {
-        Some(t) => t,
-        None => pods::get(root, namespace, pod)?.grace_period() + WAIT_BEYOND_GRACE,
+) -> anyhow::Result<Stopped> {
+    let record = pods::get(root, namespace, pod)?;
+    let wait = timeout.unwrap_or_else(|| record.grace_period() + WAIT_BEYOND_GRACE);
+    let daemon = record.supervisor.as_ref().and_then(|s| s.socket.clone());
+    let ended = match daemon {
+        // Signalling a daemon would stop the daemon, not the pod.
+        Some(socket) => stop_through(&socket, root, namespace, &record, wait).await?,
+        None => pods::request_stop(root, namespace, pod, wait).await?,
     };
-    let ended = pods::request_stop(root, namespace, pod, wait).await?;
     Ok(if ended {
         Stopped::Ended
     } else if wait.is_zero() {
@@ -90,6 +97,42 @@ async fn stop(
     } else {
         Stopped::StillRunning(wait)
     })
+}
+
+/// Asks the daemon on `socket` to stop the pod, waiting at most `wait` (rounded up to whole
+/// seconds); returns whether it ended. Asking again while the pod stops kills at once, as a
+/// second Ctrl-C on `podctl run` does.
+async fn stop_through(
+    socket: &Path,
+    root: &Path,
+    namespace: &str,
+    record: &PodRecord,
+    wait: Duration,
+) -> anyhow::Result<bool> {
+    let now = record.dir.join(pods::files::STOP_REQUESTED).exists();
+    let mut client = podctl_proto::connect(socket).await?;
+    let request = v1::StopRequest {
+        name: record.name.clone(),
+        wait_seconds: whole_seconds(wait),
+        now,
+    };
+    match client.stop(request).await {
+        Ok(answer) => Ok(answer.into_inner().ended),
+        // It ended between the look and the request.
+        Err(status)
+            if status.code() == Code::FailedPrecondition
+                && pods::get(root, namespace, &record.name).is_ok_and(|r| !r.is_running()) =>
+        {
+            Ok(true)
+        }
+        Err(status) => Err(super::api_error(socket, status)),
+    }
+}
+
+/// `d` in seconds, rounded up (a wait of 500ms waits 1s, not 0, which would not wait).
+fn whole_seconds(d: Duration) -> u32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 /// `40s`, `1.5s`, `250ms`.
@@ -126,5 +169,14 @@ mod tests {
         assert_eq!(show(Duration::from_secs(40)), "40s");
         assert_eq!(show(Duration::from_millis(250)), "250ms");
         assert_eq!(show(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn waits_are_rounded_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(40)), 40);
+        assert_eq!(whole_seconds(Duration::from_millis(40_500)), 41);
+        assert_eq!(whole_seconds(Duration::from_secs(u64::MAX)), u32::MAX);
     }
 }

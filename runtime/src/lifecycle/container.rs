@@ -37,6 +37,8 @@ pub(crate) struct Prepared {
     pumps: Option<Pumps>,
     started_at: Option<SystemTime>,
     exit: Option<TaskExit>,
+    /// Started by an earlier supervisor of the pod, and adopted by this one.
+    adopted: bool,
 }
 
 /// Containerd resources of one container are named after this id; a fresh one per attempt,
@@ -79,12 +81,7 @@ impl Prepared {
         attempt: u32,
     ) -> Result<Self, LifecycleError> {
         let spec = ctx.spec_for(container, image, id)?;
-        let stop_signal = image
-            .config
-            .config()
-            .as_ref()
-            .and_then(|c| c.stop_signal().as_deref().and_then(parse_signal))
-            .unwrap_or(SIGTERM);
+        let stop_signal = stop_signal_of(image);
         let spec_json = serde_json::to_vec(&spec).map_err(LifecycleError::Encode)?;
         let labels = HashMap::from([
             (labels::POD.to_string(), ctx.pod_name.to_string()),
@@ -130,6 +127,7 @@ impl Prepared {
             pumps: None,
             started_at: None,
             exit: None,
+            adopted: false,
         };
         tracing::debug!(pod = %ctx.pod_name, container = %container.name, id, "creating task");
         let created = {
@@ -139,11 +137,7 @@ impl Prepared {
         match created {
             Ok(_pid) => {
                 prepared.pumps = Some(fifos.pump(name, log, observer.clone()));
-                let client = ctx.client.clone();
-                let wait_id = id.to_string();
-                prepared.wait = Some(tokio::spawn(
-                    async move { client.wait_task(&wait_id).await },
-                ));
+                prepared.wait = Some(spawn_wait(&ctx.client, id));
             }
             Err(e) => {
                 fifos.discard();
@@ -151,6 +145,51 @@ impl Prepared {
             }
         }
         Ok(prepared)
+    }
+
+    /// Takes over the started attempt `id` of a pod's container that an earlier supervisor
+    /// left running (or that exited meanwhile): its output FIFOs are read again into run
+    /// number `attempt`'s log file, and its exit is waited for.
+    pub fn adopt(
+        ctx: &PodContext,
+        container: &Container,
+        image: &ResolvedImage,
+        observer: &Arc<dyn Observer>,
+        id: &str,
+        attempt: u32,
+        started_at: SystemTime,
+    ) -> Result<Self, LifecycleError> {
+        let spec = ctx.build_spec(container, image, id, false)?;
+        let name: Arc<str> = Arc::from(container.name.as_str());
+        // Without its FIFOs (removed by hand), the container still runs, unlogged.
+        let pumps = match Fifos::reopen(&ctx.io_dir, id) {
+            Ok(fifos) => {
+                let log = open_log(&ctx.pod_dir, &container.name, attempt, ctx.log_rotation)?;
+                Some(fifos.pump(name.clone(), log, observer.clone()))
+            }
+            Err(e) => {
+                tracing::warn!(container = %name, error = %e, "cannot read the output of an adopted container");
+                None
+            }
+        };
+        Ok(Self {
+            name,
+            id: id.to_string(),
+            process: spec.process().clone().unwrap_or_default(),
+            snapshotter: image.snapshotter.clone(),
+            stop_signal: stop_signal_of(image),
+            create_error: None,
+            wait: Some(spawn_wait(&ctx.client, id)),
+            pumps,
+            started_at: Some(started_at),
+            exit: None,
+            adopted: true,
+        })
+    }
+
+    /// Whether this attempt was started by an earlier supervisor (see [`Prepared::adopt`]).
+    pub fn adopted(&self) -> bool {
+        self.adopted
     }
 
     /// Starts the task; returns when it started. A container that cannot start is
@@ -248,7 +287,9 @@ impl Prepared {
     /// Deletes the task (its process must have exited or never started) so the shim can go.
     pub async fn delete_task(&mut self, ctx: &PodContext) -> Result<(), LifecycleError> {
         let client = &ctx.client;
-        if self.started_at.is_none() && self.create_error.is_none() {
+        let never_started = self.started_at.is_none() && self.create_error.is_none();
+        // An adopted attempt the pod's end caught before its runner did may still run.
+        if never_started || (self.adopted && self.exit.is_none()) {
             // Created, never started: the process sits in runc's exec fifo; kill it first.
             let _ = client.kill_task(&self.id, SIGKILL, true).await;
             if let Some(wait) = self.wait.take() {
@@ -296,6 +337,44 @@ async fn remove_rootfs_and_record(
     client.remove_snapshot(snapshotter, id).await?;
     client.delete_container(id).await?;
     Ok(())
+}
+
+/// The signal that stops a container of this image: its `StopSignal`, else SIGTERM.
+fn stop_signal_of(image: &ResolvedImage) -> u32 {
+    image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().as_deref().and_then(parse_signal))
+        .unwrap_or(SIGTERM)
+}
+
+/// How long a wait for a task's exit keeps trying while containerd cannot be reached (a
+/// restart of containerd leaves the task running; the wait is made again).
+const WAIT_RETRY_FOR: Duration = Duration::from_secs(120);
+
+/// Waits for a task's exit on a task of its own. Only containerd going away (a restart)
+/// breaks a wait: it is made again, as Wait also answers for a task that exited meanwhile.
+fn spawn_wait(client: &Client, id: &str) -> JoinHandle<Result<TaskExit, ContainerdError>> {
+    let client = client.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let mut failing_since: Option<std::time::Instant> = None;
+        loop {
+            match client.wait_task(&id).await {
+                Ok(exit) => return Ok(exit),
+                Err(e) if e.is_not_found() => return Err(e),
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() > WAIT_RETRY_FOR {
+                        return Err(e);
+                    }
+                    tracing::debug!(id, error = %e, "waiting for the task; containerd away, trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    })
 }
 
 fn parse_signal(name: &str) -> Option<u32> {

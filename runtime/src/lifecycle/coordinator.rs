@@ -21,7 +21,7 @@ use super::plan::{Pipeline, Step};
 use super::runner::{Control, Runner};
 use super::state::{Ending, EventType, Shared};
 use super::{LifecycleError, PodContext, StopRequest, MINIMUM_GRACE};
-use crate::status::{live_phase, ContainerState, Phase, RestartPolicy, Role};
+use crate::status::{live_phase, ContainerState, Phase, Role};
 
 type Outcome = Result<Option<Prepared>, LifecycleError>;
 
@@ -88,6 +88,13 @@ impl Coordinator {
         pipeline.prepare_ahead().await?;
         let plan = pipeline.plan.clone();
         let inits = plan.iter().take_while(|s| s.role.is_init()).count();
+        // Attempts a restarted supervisor adopted were started in order by the one before:
+        // all are supervised again at once, so that a stop reaches them too.
+        for (i, step) in plan.iter().enumerate() {
+            if let Some(p) = pipeline.take_adopted(i) {
+                self.spawn(i, step, Some(p));
+            }
+        }
 
         let mut interrupt = self.interrupted();
         let mut failed_init = None;
@@ -95,14 +102,23 @@ impl Coordinator {
             if interrupt.is_some() {
                 break;
             }
-            let first = pipeline.take(i).await?;
-            // A stop that came while the container was being created: it does not start.
-            interrupt = self.interrupted();
-            if interrupt.is_some() {
-                self.teardown.delete(first);
+            if pipeline.is_done(i) {
+                if self.shared.container(i).exit_code() == Some(0) {
+                    continue;
+                }
+                failed_init = Some(step.container.name.clone());
                 break;
             }
-            self.spawn(i, step, Some(first));
+            if self.slots[i].is_none() {
+                let first = pipeline.take(i).await?;
+                // A stop that came while the container was being created: it does not start.
+                interrupt = self.interrupted();
+                if interrupt.is_some() {
+                    self.teardown.delete(first);
+                    break;
+                }
+                self.spawn(i, step, Some(first));
+            }
             let sidecar = step.role == Role::Sidecar;
             interrupt = self
                 .wait_until(|me| me.done(i) || (sidecar && me.shared.container(i).started))
@@ -122,18 +138,22 @@ impl Coordinator {
         }
 
         if interrupt.is_none() && failed_init.is_none() {
-            for i in inits..plan.len() {
+            // Adopted ones are running already; done ones never run again.
+            let waiting: Vec<usize> = (inits..plan.len())
+                .filter(|&i| self.slots[i].is_none() && !pipeline.is_done(i))
+                .collect();
+            for &i in &waiting {
                 self.shared.update(i, |c| {
                     c.state = ContainerState::waiting("ContainerCreating");
                 });
             }
             let mut firsts = Vec::new();
-            for i in inits..plan.len() {
+            for &i in &waiting {
                 firsts.push(pipeline.take(i).await?);
             }
             // One after another in spec order: a postStart hook holds the next start.
             let mut firsts = firsts.into_iter();
-            for (i, first) in (inits..plan.len()).zip(firsts.by_ref()) {
+            for (&i, first) in waiting.iter().zip(firsts.by_ref()) {
                 interrupt = self.interrupted();
                 if interrupt.is_some() {
                     self.teardown.delete(first);
@@ -295,12 +315,7 @@ impl Coordinator {
     }
 
     fn spawn(&mut self, index: usize, step: &Arc<Step>, first: Option<Prepared>) {
-        let rule = match step.role {
-            Role::Sidecar => RestartPolicy::Always,
-            Role::Init if self.shared.policy == RestartPolicy::Never => RestartPolicy::Never,
-            Role::Init => RestartPolicy::OnFailure,
-            Role::Main => self.shared.policy,
-        };
+        let rule = super::recover::restart_rule(step.role, self.shared.policy);
         let (control, rx) = watch::channel(Control::Run);
         let runner = Runner {
             ctx: self.ctx.clone(),

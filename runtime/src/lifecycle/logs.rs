@@ -55,6 +55,27 @@ impl Fifos {
         })
     }
 
+    /// Opens the FIFOs of a task an earlier supervisor created (the shim holds their write
+    /// ends, and keeps what the container writes meanwhile in the pipe).
+    pub fn reopen(dir: &Path, id: &str) -> Result<Self, LifecycleError> {
+        let stdout_path = dir.join(format!("{id}.out"));
+        let stderr_path = dir.join(format!("{id}.err"));
+        let open = |p: &Path| {
+            pipe::OpenOptions::new()
+                .open_receiver(p)
+                .map_err(|source| LifecycleError::Io {
+                    path: p.to_path_buf(),
+                    source,
+                })
+        };
+        Ok(Self {
+            stdout: open(&stdout_path)?,
+            stderr: open(&stderr_path)?,
+            stdout_path,
+            stderr_path,
+        })
+    }
+
     /// Removes both FIFOs (the task could not be created).
     pub fn discard(self) {
         let _ = std::fs::remove_file(&self.stdout_path);

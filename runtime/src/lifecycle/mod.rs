@@ -24,6 +24,7 @@ mod gate;
 mod logs;
 mod plan;
 mod probing;
+mod recover;
 mod runner;
 mod state;
 
@@ -45,6 +46,7 @@ use crate::status::{PodStatus, RestartPolicy, Role};
 pub use backoff::{BackoffPolicy, DEFAULT_BASE, DEFAULT_CAP};
 use coordinator::Coordinator;
 use plan::{plan_containers, Pipeline, Step};
+pub use recover::recover;
 use state::Shared;
 pub use state::{EventType, PodEvent};
 
@@ -153,6 +155,17 @@ pub enum LifecycleError {
     Encode(serde_json::Error),
     #[error("internal task failed: {0}")]
     Join(String),
+    #[error(transparent)]
+    Record(#[from] crate::pods::PodsError),
+    /// A live process supervises the pod already.
+    #[error("pod {pod:?} is supervised by process {pid}")]
+    Supervised { pod: String, pid: i32 },
+    #[error("pod {pod:?} has no manifest recorded (pod.json): it cannot be adopted")]
+    NoRecord { pod: String },
+    /// The pod's namespaces are gone (the host rebooted, or they were released), and its
+    /// containers with them.
+    #[error("pod {pod:?} lost its sandbox (its namespaces are gone, as after a reboot)")]
+    SandboxLost { pod: String },
     /// The run failed and so did the cleanup after it; both are reported.
     #[error("{error}; cleaning up after it failed too: {cleanup}")]
     CleanupFailed {
@@ -262,6 +275,74 @@ pub async fn run(
     observer: Arc<dyn Observer>,
     stop: watch::Receiver<StopRequest>,
 ) -> Result<PodStatus, LifecycleError> {
+    admit(client, pod, opts, observer, None)
+        .await?
+        .run(stop)
+        .await
+}
+
+/// A pod admitted on this host: its images resolved, its sandbox created, its records
+/// written; nothing of it runs yet. [`Admitted::run`] runs it to its end.
+pub struct Admitted {
+    ctx: Arc<PodContext>,
+    plan: Vec<Arc<Step>>,
+    shared: Arc<Shared>,
+    /// What a restarted supervisor found of each container (see [`recover`]).
+    recovered: Option<Vec<recover::Recovery>>,
+    remove: bool,
+}
+
+impl Admitted {
+    /// The pod's name.
+    pub fn name(&self) -> &str {
+        &self.ctx.pod_name
+    }
+
+    /// Runs the pod to its end (see [`run`]).
+    pub async fn run(
+        self,
+        stop: watch::Receiver<StopRequest>,
+    ) -> Result<PodStatus, LifecycleError> {
+        let Self {
+            ctx,
+            plan,
+            shared,
+            recovered,
+            remove,
+        } = self;
+        let status_writer = spawn_status_writer(&shared, ctx.pod_dir.join(pods::files::STATUS));
+        let result = run_containers(&ctx, plan, recovered, &shared, stop, remove).await;
+        status_writer.abort();
+        let _ = status_writer.await;
+        match result {
+            Ok(()) => {
+                let status = finish(&ctx, &shared, remove).await;
+                tracing::debug!(pod = %ctx.pod_name, "finished");
+                status
+            }
+            Err(e) => {
+                let cleanup = remove_objects(&ctx.client, &ctx.pod_name).await;
+                let cleanup = match cleanup {
+                    Ok(()) => destroy_sandbox(ctx.pod_dir.clone()).await,
+                    Err(c) => Err(c),
+                };
+                Err(with_cleanup(e, cleanup))
+            }
+        }
+    }
+}
+
+/// Admits a validated pod: checks it does not exist, resolves every image and creates the
+/// sandbox at once, and records the pod (`pod.json`, and `supervisor.json` naming this
+/// process; with `socket`, as the daemon serving that API socket). On an error nothing of
+/// the pod is left.
+pub async fn admit(
+    client: &Client,
+    pod: Pod,
+    opts: &RunOptions,
+    observer: Arc<dyn Observer>,
+    socket: Option<&Path>,
+) -> Result<Admitted, LifecycleError> {
     let admitted = (std::time::SystemTime::now(), std::time::Instant::now());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let namespace = client.namespace().to_string();
@@ -297,12 +378,10 @@ pub async fn run(
         (Ok(_), Err(e)) => return Err(e.into()),
     };
 
-    let io_dir = dir.join("io");
-    if let Err(e) = record_start(&dir, &io_dir, &pod) {
+    let shim_group = format!("{namespace}.{name}.{:016x}", rand::random::<u64>());
+    if let Err(e) = record_start(&dir, &pod, &shim_group, socket) {
         return Err(with_cleanup(e, destroy_sandbox(dir).await));
     }
-    let policy =
-        RestartPolicy::from_spec(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()));
     let statuses = plan
         .iter()
         .map(|s| {
@@ -313,43 +392,47 @@ pub async fn run(
     let shared = Shared::new(
         &name,
         admitted,
-        policy,
+        policy_of(&pod),
         statuses,
         Some(&dir.join(pods::files::EVENTS)),
         observer,
     );
-    let ctx = Arc::new(PodContext {
-        client: client.clone(),
-        pod_name: name.clone(),
-        pod_dir: dir.clone(),
-        io_dir,
-        sandbox,
-        shim_group: format!("{namespace}.{name}.{:016x}", rand::random::<u64>()),
-        shim_gate: gate::ShimGate::default(),
-        backoff: opts.backoff,
-        log_rotation: opts.log_rotation,
-        grace: grace_period(&pod),
-        pod,
-    });
+    let ctx = PodContext::new(client, pod, dir, sandbox, shim_group, opts);
+    Ok(Admitted {
+        ctx,
+        plan,
+        shared,
+        recovered: None,
+        remove: opts.remove,
+    })
+}
 
-    let status_writer = spawn_status_writer(&shared, dir.join(pods::files::STATUS));
-    let result = run_containers(&ctx, plan, &shared, stop, opts.remove).await;
-    status_writer.abort();
-    let _ = status_writer.await;
-    match result {
-        Ok(()) => {
-            let status = finish(&ctx, &shared, opts.remove).await;
-            tracing::debug!(pod = %name, "finished");
-            status
-        }
-        Err(e) => {
-            let cleanup = remove_objects(client, &name).await;
-            let cleanup = match cleanup {
-                Ok(()) => destroy_sandbox(dir).await,
-                Err(c) => Err(c),
-            };
-            Err(with_cleanup(e, cleanup))
-        }
+fn policy_of(pod: &Pod) -> RestartPolicy {
+    RestartPolicy::from_spec(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()))
+}
+
+impl PodContext {
+    fn new(
+        client: &Client,
+        pod: Pod,
+        dir: PathBuf,
+        sandbox: Sandbox,
+        shim_group: String,
+        opts: &RunOptions,
+    ) -> Arc<Self> {
+        Arc::new(PodContext {
+            client: client.clone(),
+            pod_name: pod.metadata.name.clone().unwrap_or_default(),
+            io_dir: dir.join("io"),
+            pod_dir: dir,
+            sandbox,
+            shim_group,
+            shim_gate: gate::ShimGate::default(),
+            backoff: opts.backoff,
+            log_rotation: opts.log_rotation,
+            grace: grace_period(&pod),
+            pod,
+        })
     }
 }
 
@@ -416,16 +499,31 @@ async fn finish(
     Ok(status)
 }
 
-/// Records the pod for the day-2 commands before anything runs: its manifest, and this
-/// process as its supervisor (see [`crate::pods`]).
-fn record_start(dir: &Path, io_dir: &Path, pod: &Pod) -> Result<(), LifecycleError> {
+/// Records the pod for the day-2 commands and for a supervisor that adopts it after a
+/// crash, before anything runs: its manifest, the shim group its containers share, and
+/// this process as its supervisor (see [`crate::pods`]).
+fn record_start(
+    dir: &Path,
+    pod: &Pod,
+    shim_group: &str,
+    socket: Option<&Path>,
+) -> Result<(), LifecycleError> {
     let io = |path: PathBuf| move |source| LifecycleError::Io { path, source };
-    std::fs::create_dir_all(io_dir).map_err(io(io_dir.to_path_buf()))?;
+    let io_dir = dir.join("io");
+    std::fs::create_dir_all(&io_dir).map_err(io(io_dir.clone()))?;
     let manifest = dir.join(pods::files::MANIFEST);
     pods::write_json(&manifest, pod).map_err(io(manifest.clone()))?;
-    if let Some(me) = pods::Supervisor::current() {
+    let group = dir.join(pods::files::SHIM_GROUP);
+    std::fs::write(&group, shim_group).map_err(io(group.clone()))?;
+    record_supervisor(dir, socket)
+}
+
+/// Names this process as the pod's supervisor.
+fn record_supervisor(dir: &Path, socket: Option<&Path>) -> Result<(), LifecycleError> {
+    if let Some(mut me) = pods::Supervisor::current() {
+        me.socket = socket.map(Path::to_path_buf);
         let path = dir.join(pods::files::SUPERVISOR);
-        pods::write_json(&path, &me).map_err(io(path.clone()))?;
+        pods::write_json(&path, &me).map_err(|source| LifecycleError::Io { path, source })?;
     }
     Ok(())
 }
@@ -455,12 +553,13 @@ const STATUS_EVERY: Duration = Duration::from_millis(100);
 async fn run_containers(
     ctx: &Arc<PodContext>,
     plan: Vec<Arc<Step>>,
+    recovered: Option<Vec<recover::Recovery>>,
     shared: &Arc<Shared>,
     stop: watch::Receiver<StopRequest>,
     remove: bool,
 ) -> Result<(), LifecycleError> {
     let observer = shared.observer().clone();
-    let mut pipeline = Pipeline::new(ctx, &observer, plan);
+    let mut pipeline = Pipeline::new(ctx, &observer, plan, recovered);
     let mut coordinator = Coordinator::new(
         ctx.clone(),
         shared.clone(),

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::container::Prepared;
 use super::probing::Handlers;
+use super::recover::Recovery;
 use super::{LifecycleError, Observer, PodContext};
 use crate::containerd::Client;
 use crate::image::{self, ResolvedImage};
@@ -86,15 +87,16 @@ fn spawn_prepare(
     ctx: &Arc<PodContext>,
     step: &Step,
     observer: &Arc<dyn Observer>,
+    restarts: u32,
 ) -> PrepareHandle {
     let ctx = ctx.clone();
     let image = step.image.clone();
     let container = step.container.clone();
     let role = step.role;
     let observer = observer.clone();
-    tokio::spawn(
-        async move { Prepared::create(&ctx, &container, role, &image, &observer, 0).await },
-    )
+    tokio::spawn(async move {
+        Prepared::create(&ctx, &container, role, &image, &observer, restarts).await
+    })
 }
 
 async fn join_prepare(h: PrepareHandle) -> Result<Prepared, LifecycleError> {
@@ -141,6 +143,10 @@ pub(crate) struct Pipeline<'a> {
     pub plan: Vec<Arc<Step>>,
     handles: Vec<Option<PrepareHandle>>,
     ready: Vec<Option<Prepared>>,
+    /// Containers a restarted supervisor found done for good: they never run again.
+    done: Vec<bool>,
+    /// The run number each container's next attempt gets (its log file's name).
+    restarts: Vec<u32>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -148,27 +154,64 @@ impl<'a> Pipeline<'a> {
         ctx: &'a Arc<PodContext>,
         observer: &'a Arc<dyn Observer>,
         plan: Vec<Arc<Step>>,
+        recovered: Option<Vec<Recovery>>,
     ) -> Self {
         let n = plan.len();
+        let mut ready: Vec<Option<Prepared>> = (0..n).map(|_| None).collect();
+        let mut done = vec![false; n];
+        let mut restarts = vec![0; n];
+        for (i, r) in recovered.into_iter().flatten().enumerate().take(n) {
+            match r {
+                Recovery::Fresh { restarts: r } => restarts[i] = r,
+                Recovery::Adopted(p) => ready[i] = Some(*p),
+                Recovery::Done => done[i] = true,
+            }
+        }
         Self {
             ctx,
             observer,
             plan,
             handles: (0..n).map(|_| None).collect(),
-            ready: (0..n).map(|_| None).collect(),
+            ready,
+            done,
+            restarts,
         }
+    }
+
+    /// Container `i`'s attempt adopted by a restarted supervisor, if any.
+    pub fn take_adopted(&mut self, i: usize) -> Option<Prepared> {
+        if self.ready[i].as_ref().is_some_and(Prepared::adopted) {
+            self.ready[i].take()
+        } else {
+            None
+        }
+    }
+
+    /// Whether container `i` is done for good (found so by a restarted supervisor).
+    pub fn is_done(&self, i: usize) -> bool {
+        self.done[i]
     }
 
     /// Creates the first container's task (which starts the pod's shim), then prepares every
     /// other container that may be prepared early, all at once: their tasks join that shim.
+    /// Containers adopted or done (after a restart of the supervisor) are left alone.
     pub async fn prepare_ahead(&mut self) -> Result<(), LifecycleError> {
-        if self.plan.is_empty() {
+        let fresh: Vec<usize> = (0..self.plan.len())
+            .filter(|&i| self.ready[i].is_none() && !self.done[i])
+            .collect();
+        let Some((&first, rest)) = fresh.split_first() else {
             return Ok(());
-        }
-        self.ready[0] = Some(self.create(0).await?);
-        for (i, step) in self.plan.iter().enumerate().skip(1) {
+        };
+        self.ready[first] = Some(self.create(first).await?);
+        for &i in rest {
+            let step = &self.plan[i];
             if may_prepare_early(&step.container, &step.image) {
-                self.handles[i] = Some(spawn_prepare(self.ctx, step, self.observer));
+                self.handles[i] = Some(spawn_prepare(
+                    self.ctx,
+                    step,
+                    self.observer,
+                    self.restarts[i],
+                ));
             }
         }
         Ok(())
@@ -191,7 +234,8 @@ impl<'a> Pipeline<'a> {
         self.create(i).await
     }
 
-    /// Creates container `i` now.
+    /// Creates container `i` now, as run number `restartCount` of its status (0 unless a
+    /// restarted supervisor found earlier runs).
     async fn create(&self, i: usize) -> Result<Prepared, LifecycleError> {
         let step = &self.plan[i];
         Prepared::create(
@@ -200,7 +244,7 @@ impl<'a> Pipeline<'a> {
             step.role,
             &step.image,
             self.observer,
-            0,
+            self.restarts[i],
         )
         .await
     }

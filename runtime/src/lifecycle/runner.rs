@@ -90,9 +90,11 @@ impl Runner {
     ) -> Result<Option<Prepared>, LifecycleError> {
         let name = self.step.container.name.clone();
         let mut backoff = Backoff::new(self.ctx.backoff);
-        let mut restarts = 0;
+        // Not 0 for a pod a restarted supervisor adopted.
+        let mut restarts = self.shared.container(self.index).restart_count;
         loop {
-            if self.ending() {
+            // An adopted attempt runs already: it is stopped, not dropped.
+            if self.ending() && !first.as_ref().is_some_and(Prepared::adopted) {
                 return Ok(first);
             }
             let mut p = match first.take() {
@@ -116,29 +118,13 @@ impl Runner {
                 c.container_id = Some(format!("containerd://{}", p.id));
                 c.restart_count = restarts;
             });
-            if self.ending() {
-                return Ok(Some(p));
-            }
-            self.shared.event(
-                EventType::Normal,
-                "Created",
-                Some(&name),
-                format!("Created container: {name}"),
-            );
-            if let Err(message) = p.start(&self.ctx.client).await {
-                self.shared.event(
-                    EventType::Warning,
-                    "Failed",
-                    Some(&name),
-                    format!("Error: {message}"),
-                );
-            } else {
-                self.shared.event(
-                    EventType::Normal,
-                    "Started",
-                    Some(&name),
-                    format!("Started container {name}"),
-                );
+            // An adopted attempt was started by the supervisor before this one; it runs, or
+            // ended meanwhile.
+            if !p.adopted() {
+                if self.ending() {
+                    return Ok(Some(p));
+                }
+                self.start(&mut p).await;
             }
             self.supervise(&mut p).await?;
             let Some(terminated) = p.terminated() else {
@@ -209,6 +195,32 @@ impl Runner {
 
     fn ending(&self) -> bool {
         self.control.borrow().is_ending()
+    }
+
+    /// Starts a new attempt, with its `Created` and `Started` (or `Failed`) events.
+    async fn start(&self, p: &mut Prepared) {
+        let name = &self.step.container.name;
+        self.shared.event(
+            EventType::Normal,
+            "Created",
+            Some(name),
+            format!("Created container: {name}"),
+        );
+        if let Err(message) = p.start(&self.ctx.client).await {
+            self.shared.event(
+                EventType::Warning,
+                "Failed",
+                Some(name),
+                format!("Error: {message}"),
+            );
+        } else {
+            self.shared.event(
+                EventType::Normal,
+                "Started",
+                Some(name),
+                format!("Started container {name}"),
+            );
+        }
     }
 
     /// The container runs (its postStart hook, if any, done): `Running`, started unless a
@@ -287,8 +299,11 @@ impl Runner {
             stop: StopClock::default(),
         };
         match handlers.post_start.clone() {
-            Some(action) => a.post_start = Some(a.target.spawn_action(action, Duration::MAX)),
-            None => self.mark_running(p, &mut a),
+            // An adopted attempt's hook ran (or was lost with) the supervisor before.
+            Some(action) if !p.adopted() => {
+                a.post_start = Some(a.target.spawn_action(action, Duration::MAX))
+            }
+            _ => self.mark_running(p, &mut a),
         }
         let result = loop {
             let control = *self.control.borrow_and_update();

@@ -295,6 +295,19 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Whether the pod's namespace pins still hold namespaces (they are gone after a reboot,
+    /// or once the sandbox was released): a pod can only be adopted while they do.
+    pub fn is_intact(&self) -> bool {
+        /// `NSFS_MAGIC`: a pinned namespace file lives on nsfs.
+        const NSFS_MAGIC: i64 = 0x6e73_6673;
+        let pinned = |p: &Path| {
+            nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 == NSFS_MAGIC)
+        };
+        self.netns.as_deref().is_none_or(pinned)
+            && self.utsns.as_deref().is_none_or(pinned)
+            && pinned(&self.ipcns)
+    }
+
     /// Releases the kernel resources of a finished pod but keeps its files: detaches every
     /// mount below `dir` (namespace pins, shm, `medium: Memory` volumes, whose content is
     /// lost) and leaves disk emptyDirs, the etc files and anything else in `dir` for
