@@ -71,6 +71,16 @@ fn status(f: &Fixture, pod: &str) -> Value {
     pod["status"].clone()
 }
 
+/// The pod's status, or `None` while it does not exist (being replaced or recreated).
+fn try_status(f: &Fixture, pod: &str) -> Option<Value> {
+    let out = f.podctl(&["inspect", pod, "-o", "json"], None);
+    if !out.status.success() {
+        return None;
+    }
+    let pod: Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
+    Some(pod["status"].clone())
+}
+
 fn container<'a>(status: &'a Value, list: &str, name: &str) -> &'a Value {
     find(status, list, name).unwrap_or_else(|| panic!("no {name} in {list}: {status:#}"))
 }
@@ -83,12 +93,17 @@ fn find<'a>(status: &'a Value, list: &str, name: &str) -> Option<&'a Value> {
 
 /// Waits until `pod` exists and its main container `app` runs and, when given, is not
 /// the container `not`; its status then.
-fn wait_app_running(f: &Fixture, pod: &str, not: Option<&Value>) -> Value {
+fn wait_app_running(
+    f: &Fixture,
+    pod: &str,
+    not: Option<&Value>,
+    daemon: Option<&Background>,
+) -> Value {
     let deadline = Instant::now() + CONVERGE;
     let mut last = Value::Null;
     loop {
-        if f.pod_dir(pod).exists() {
-            last = status(f, pod);
+        if let Some(s) = try_status(f, pod) {
+            last = s;
             let app = find(&last, "containerStatuses", "app");
             let running = app.is_some_and(|a| {
                 a["state"]["running"].is_object() && not.is_none_or(|n| &a["containerID"] != n)
@@ -97,14 +112,18 @@ fn wait_app_running(f: &Fixture, pod: &str, not: Option<&Value>) -> Value {
                 return last;
             }
         }
-        assert!(Instant::now() < deadline, "{pod} not running: {last:#}");
+        assert!(
+            Instant::now() < deadline,
+            "{pod} not running: {last:#}\ndaemon log:\n{}",
+            daemon.map(Background::stderr_so_far).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// Waits until the pod's main container `app` runs.
 fn wait_running(f: &Fixture, pod: &str) -> Value {
-    wait_app_running(f, pod, None)
+    wait_app_running(f, pod, None, None)
 }
 
 /// How many times each container of a [`counted`] pod started.
@@ -271,7 +290,7 @@ async fn the_manifests_dir_starts_replaces_and_removes_pods() {
     wait_running(&f, "beta");
     // Changed: a new pod (new containers) from the new content.
     std::fs::write(dir.join("a.yaml"), counted("alpha", "0.1")).unwrap();
-    wait_app_running(&f, "alpha", Some(&first_id));
+    wait_app_running(&f, "alpha", Some(&first_id), Some(&daemon));
     assert_eq!(runs(&f, "alpha").get("app"), Some(&1), "a fresh volume");
     // Removed.
     std::fs::remove_file(dir.join("b.yaml")).unwrap();
@@ -293,7 +312,9 @@ async fn a_killed_daemon_adopts_its_pods_at_every_kill_point() {
     let f = Fixture::new("daemon-kill").await;
     // Each init container sleeps 0.6 s: the kill points fall inside the first, the second,
     // around the main container's start, and well into its run.
-    let delays_ms = [50, 300, 700, 1000, 1250, 1500, 2500];
+    let delays_ms = [
+        30, 150, 300, 450, 600, 750, 900, 1050, 1200, 1350, 1500, 2500,
+    ];
     let (mut converged, mut leaked) = (0, 0);
     for (trial, delay) in delays_ms.iter().enumerate() {
         let pod = format!("kill{trial}");
@@ -303,8 +324,8 @@ async fn a_killed_daemon_adopts_its_pods_at_every_kill_point() {
         daemon.signal(Signal::SIGKILL);
         let _ = daemon.wait(DAEMON_EXIT);
 
-        let daemon = f.daemon(&[]);
-        let s = wait_running(&f, &pod);
+        let daemon = f.daemon(&["--log", "debug"]);
+        let s = wait_app_running(&f, &pod, None, Some(&daemon));
         // Give a wrongly restarted container time to show.
         std::thread::sleep(Duration::from_millis(800));
         let counts = runs(&f, &pod);
@@ -321,6 +342,11 @@ async fn a_killed_daemon_adopts_its_pods_at_every_kill_point() {
         eprintln!("trial {trial} (kill after {delay} ms): runs {counts:?}, objects {objs:?}, app restarts {restarts}");
         if once && single && app_running && restarts == 0 {
             converged += 1;
+        } else {
+            eprintln!(
+                "trial {trial} did not converge; daemon log:\n{}",
+                daemon.stderr_so_far()
+            );
         }
         assert_eq!(s["phase"], "Running");
         stop_and_remove(&f, &pod);
@@ -391,9 +417,68 @@ async fn static_pods_come_back_after_a_reboot() {
 
     let daemon = f.daemon(&args);
     let old = container(&before, "containerStatuses", "app")["containerID"].clone();
-    wait_app_running(&f, "boot", Some(&old));
+    wait_app_running(&f, "boot", Some(&old), Some(&daemon));
     std::fs::remove_file(dir.join("a.yaml")).unwrap();
     wait_for("boot removed", || !f.pod_dir("boot").exists());
+    stop_daemon(daemon);
+    f.finish().await;
+}
+
+/// The daemon killed during the first init container and kept down until the whole pod
+/// has run: the exits nobody watched are not lost. The pod ends Failed with the main
+/// container's exit code, each container having run once, and `ps -a` shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exits_while_the_daemon_is_down_are_not_lost() {
+    let f = Fixture::new("daemon-down").await;
+    let manifest = counted("gone", "0.4").replace(
+        "  containers:\n    - name: app\n      image: busybox\n      command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; echo app >> /data/runs; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done\"]",
+        "  restartPolicy: Never\n  containers:\n    - name: app\n      image: busybox\n      command: [\"sh\", \"-c\", \"echo app >> /data/runs; exit 3\"]",
+    );
+    assert!(manifest.contains("exit 3"), "{manifest}");
+    let daemon = f.daemon(&[]);
+    run_detached(&f, &manifest);
+    std::thread::sleep(Duration::from_millis(150));
+    daemon.signal(Signal::SIGKILL);
+    let _ = daemon.wait(DAEMON_EXIT);
+    // The first init container ends meanwhile; nothing starts the second one.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let daemon = f.daemon(&["--log", "debug"]);
+    let deadline = Instant::now() + CONVERGE;
+    let s = loop {
+        let s = status(&f, "gone");
+        if s["phase"] == "Failed" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "gone did not end: {s:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let app = container(&s, "containerStatuses", "app");
+    assert_eq!(
+        app["state"]["terminated"]["exitCode"],
+        3,
+        "{s:#}\ndaemon log:\n{}",
+        daemon.stderr_so_far()
+    );
+    assert_eq!(
+        container(&s, "initContainerStatuses", "first")["state"]["terminated"]["exitCode"],
+        0,
+        "{s:#}"
+    );
+    let counts = runs(&f, "gone");
+    assert!(
+        ["first", "second", "app"]
+            .iter()
+            .all(|c| counts.get(*c) == Some(&1)),
+        "{counts:?}"
+    );
+    let all = ok(&f, &["ps", "-a"]);
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("gone ") && l.contains("Error")),
+        "{all}"
+    );
+    ok(&f, &["rm", "gone"]);
     stop_daemon(daemon);
     f.finish().await;
 }

@@ -12,11 +12,14 @@ use crate::Global;
 #[command(after_help = "\
 The API socket is --socket (PODCTL_SOCKET, default /run/podctl/podctl.sock), made mode 0600: \
 the API is root's. `podctl run -d` hands pods to the daemon; `podctl stop` and `podctl rm` \
-of a daemon's pod go through it. One daemon serves a socket: a second one is refused.
+of a daemon's pod go through it. One daemon runs the pods of a root and namespace \
+(<root>/<namespace>/daemon.lock): a second one is refused.
 
 Stopping the daemon (SIGTERM, Ctrl-C) leaves its pods running; a daemon started again adopts \
 them, and goes on stopping the ones it was asked to stop. A pod whose sandbox did not survive \
-(the host rebooted) is started again from its manifest.
+(the host rebooted) is started again from its manifest, unless it was being stopped or its \
+restartPolicy is Never and its containers had started: then it ends Failed (SandboxLost), as \
+the kubelet makes no new sandbox for such a pod.
 
 With --manifests-dir, every pod manifest in DIR runs as a static pod, as the kubelet's \
 staticPodPath: a file added is started, a changed file replaces its pod (the old one stopped \

@@ -55,8 +55,8 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             loop {
                 // Looked at before reading, so the events of a run that just ended are read.
                 // Read again each time: a daemon outlives the pods it supervised.
-                let supervised = pods::get(&g.root, &g.namespace, name)
-                    .is_ok_and(|r| r.is_running());
+                let supervised =
+                    pods::get(&g.root, &g.namespace, name).is_ok_and(|r| r.is_running());
                 let events = tail.read_new()?;
                 printer.print(of_pod(name, events))?;
                 if !args.follow || !supervised || interrupted {

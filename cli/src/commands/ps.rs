@@ -58,6 +58,30 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// kubectl's RESTARTS column: the count, and how long ago the last restart's run ended
+/// (`3 (2m ago)`).
+fn restarts_column(
+    status: &podctl_runtime::status::PodStatus,
+    restarts: u32,
+    now: SystemTime,
+) -> String {
+    use podctl_runtime::status::ContainerState;
+    let last = status
+        .all()
+        .filter(|c| c.restart_count > 0)
+        .filter_map(|c| match &c.last_state {
+            Some(ContainerState::Terminated(t)) => {
+                t.finished_at.as_deref().and_then(pods::parse_time)
+            }
+            _ => None,
+        })
+        .max();
+    match last {
+        Some(t) if restarts > 0 => format!("{restarts} ({} ago)", crate::output::age(t, now)),
+        _ => restarts.to_string(),
+    }
+}
+
 /// One line of the table.
 fn row(record: &PodRecord, now: SystemTime) -> Vec<String> {
     let (ready, status, restarts) = match &record.status {
@@ -67,13 +91,16 @@ fn row(record: &PodRecord, now: SystemTime) -> Vec<String> {
             // stale: podctl died under it. kubectl says Unknown for a pod whose node is lost.
             let printed = if !record.is_running() && !s.phase.is_terminal() {
                 "Unknown".to_string()
+            } else if record.is_running() && record.dir.join(pods::files::STOP_REQUESTED).exists() {
+                // kubectl's word for a pod being deleted: its containers are being stopped.
+                "Terminating".to_string()
             } else {
                 summary.status
             };
             (
                 format!("{}/{}", summary.ready, summary.total),
                 printed,
-                summary.restarts.to_string(),
+                restarts_column(s, summary.restarts, now),
             )
         }
         // Recorded, but no status written yet (the pod is being set up) or ever (podctl died
@@ -100,4 +127,29 @@ fn row(record: &PodRecord, now: SystemTime) -> Vec<String> {
         .and_then(pods::parse_time)
         .map_or_else(|| "<unknown>".to_string(), |t| crate::output::age(t, now));
     vec![record.name.clone(), ready, status, restarts, age]
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::*;
+
+    #[test]
+    fn restarts_say_when_the_last_one_was() {
+        let status: podctl_runtime::status::PodStatus = serde_json::from_value(serde_json::json!({
+            "phase": "Running",
+            "conditions": [],
+            "initContainerStatuses": [],
+            "containerStatuses": [{
+                "name": "app", "image": "busybox", "ready": true, "restartCount": 2,
+                "started": true,
+                "state": {"running": {"startedAt": "2026-11-25T10:00:00Z"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                    "finishedAt": "2026-11-25T10:00:00Z", "containerID": "containerd://x"}}
+            }]
+        }))
+        .unwrap();
+        let now = pods::parse_time("2026-11-25T10:02:05Z").unwrap();
+        assert_eq!(restarts_column(&status, 2, now), "2 (2m5s ago)");
+        assert_eq!(restarts_column(&status, 0, now), "0");
+    }
 }

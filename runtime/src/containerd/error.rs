@@ -54,6 +54,16 @@ impl ContainerdError {
         matches!(self, Self::NotFound { .. })
     }
 
+    /// True when containerd went away mid-call or cannot be reached for now (a restart of
+    /// containerd): the same call may succeed a moment later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } | Self::Unreachable { .. } => true,
+            Self::Rpc { code, .. } => matches!(code, tonic::Code::Unknown | tonic::Code::Cancelled),
+            _ => false,
+        }
+    }
+
     /// True for [`ContainerdError::AlreadyExists`].
     pub fn is_already_exists(&self) -> bool {
         matches!(self, Self::AlreadyExists { .. })

@@ -1,7 +1,14 @@
 //! The gRPC API (`podctl.v1.Pods`) over the daemon's pods. Errors carry the same text the
-//! CLI prints for them, with a code a client can act on: `InvalidArgument` for a refused
-//! manifest, `NotFound` for an unknown pod, `AlreadyExists`, `FailedPrecondition` for a
-//! pod in the wrong state.
+//! CLI prints for them, with a code a client can act on:
+//! - `InvalidArgument`: the manifest alone is at fault (refused by validation, a bad pod
+//!   name, a probe or hook that cannot run as written);
+//! - `FailedPrecondition`: the manifest cannot run on this host or with these images as
+//!   they are (an image missing or unusable, a hostPath type check failed, an image user
+//!   podctl cannot honour, a volume it cannot make), or the pod is in the wrong state;
+//!   fixing the host, the images or the manifest makes the same request succeed;
+//! - `NotFound` for an unknown pod, `AlreadyExists` for a name taken (or being started),
+//!   `Unavailable` when containerd cannot be reached, `DeadlineExceeded` for a pod that did
+//!   not end in time; `Internal` for the rest (podctl's own failures).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -165,16 +172,48 @@ fn status(e: SuperviseError) -> Status {
         | SuperviseError::Pods(crate::pods::PodsError::NotFound { .. }) => {
             Status::not_found(message)
         }
-        SuperviseError::Lifecycle(LifecycleError::BadPodName { .. }) => {
-            Status::invalid_argument(message)
-        }
+        SuperviseError::Lifecycle(
+            LifecycleError::BadPodName { .. } | LifecycleError::Handler { .. },
+        ) => Status::invalid_argument(message),
         SuperviseError::Lifecycle(LifecycleError::Containerd(_)) => Status::unavailable(message),
-        SuperviseError::Lifecycle(LifecycleError::Image(_))
-        | SuperviseError::Lifecycle(LifecycleError::Reference { .. })
+        SuperviseError::Lifecycle(
+            LifecycleError::Image(_)
+            | LifecycleError::Reference { .. }
+            | LifecycleError::Sandbox(_)
+            | LifecycleError::Oci(_),
+        )
         | SuperviseError::Lifecycle(LifecycleError::PodRunning { .. })
         | SuperviseError::NotSupervised { .. }
         | SuperviseError::Running { .. } => Status::failed_precondition(message),
         SuperviseError::StillRunning { .. } => Status::deadline_exceeded(message),
         _ => Status::internal(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::SandboxError;
+
+    #[test]
+    fn errors_the_user_can_fix_are_not_internal() {
+        let code = |e: LifecycleError| status(e.into()).code();
+        let host_path = SandboxError::HostPathType {
+            volume: "data".into(),
+            path: "/srv/data".into(),
+            expected: "directory".into(),
+        };
+        assert_eq!(code(host_path.into()), tonic::Code::FailedPrecondition);
+        let user = crate::oci::OciError::UserByName {
+            container: "app".into(),
+            user: "nginx".into(),
+        };
+        assert_eq!(code(user.into()), tonic::Code::FailedPrecondition);
+        let name = LifecycleError::BadPodName { pod: "A".into() };
+        assert_eq!(code(name), tonic::Code::InvalidArgument);
+        assert_eq!(
+            code(LifecycleError::Join("lost".into())),
+            tonic::Code::Internal
+        );
     }
 }

@@ -296,8 +296,9 @@ impl Prepared {
                 let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
             }
         }
-        // Dropping the pumps stops them and removes the FIFOs.
-        self.pumps = None;
+        if let Some(pumps) = self.pumps.take() {
+            pumps.close();
+        }
         let _pass = ctx.shim_gate.enter(Side::Delete).await;
         client.delete_task(&self.id).await?;
         tracing::debug!(container = %self.name, "task deleted");
@@ -317,6 +318,12 @@ pub(crate) async fn remove(
     id: &str,
     snapshotter: &str,
 ) -> Result<(), LifecycleError> {
+    remove_task(client, id).await?;
+    remove_rootfs_and_record(client, id, snapshotter).await
+}
+
+/// Deletes one container's task, killing it first if it still runs. Idempotent.
+pub(crate) async fn remove_task(client: &Client, id: &str) -> Result<(), LifecycleError> {
     if let Some(status) = client.task_status(id).await? {
         if status != TaskStatus::Stopped {
             let _ = client.kill_task(id, SIGKILL, true).await;
@@ -325,7 +332,7 @@ pub(crate) async fn remove(
         }
         client.delete_task(id).await?;
     }
-    remove_rootfs_and_record(client, id, snapshotter).await
+    Ok(())
 }
 
 /// The snapshot goes before the record: once the record is gone, nothing names the snapshot.
@@ -363,7 +370,7 @@ fn spawn_wait(client: &Client, id: &str) -> JoinHandle<Result<TaskExit, Containe
         loop {
             match client.wait_task(&id).await {
                 Ok(exit) => return Ok(exit),
-                Err(e) if e.is_not_found() => return Err(e),
+                Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => {
                     let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                     if since.elapsed() > WAIT_RETRY_FOR {

@@ -188,9 +188,10 @@ impl Coordinator {
                 "Pod was active on the node longer than the specified deadline".into(),
             );
         }
-        self.terminate(&plan).await;
+        self.terminate(&plan, interrupt).await;
         self.check()?;
         self.shared.end(self.ending(interrupt, failed_init));
+        self.shared.save();
         let status = self.shared.snapshot();
         match status.phase {
             Phase::Succeeded => self.shared.event(
@@ -265,7 +266,15 @@ impl Coordinator {
     /// container still running) at once; sidecars stop restarting now and get their stop
     /// signal in reverse order, each once the containers after it are gone. SIGKILL for
     /// whatever is left when the grace period is over, or at once on [`StopRequest::Now`].
-    async fn terminate(&mut self, plan: &[Arc<Step>]) {
+    async fn terminate(&mut self, plan: &[Arc<Step>], interrupt: Option<Interrupt>) {
+        if interrupt == Some(Interrupt::Stop) {
+            // `podctl ps` shows the pod Terminating; a marker the daemon wrote stays as it is.
+            let marker = self.ctx.pod_dir.join(crate::pods::files::STOP_REQUESTED);
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(marker);
+        }
         let deadline = super::deadline_after(self.ctx.grace);
         for (i, step) in plan.iter().enumerate() {
             let next = match step.role {

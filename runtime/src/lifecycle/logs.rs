@@ -127,17 +127,24 @@ impl Pumps {
             let _ = err.await;
         })
         .await;
+        self.close();
+    }
+
+    /// Stops the copies and removes the FIFOs: the task is gone, or going.
+    pub fn close(self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
-/// Dropped (also when `finish` is cancelled): the copies stop and the FIFOs go.
+/// Dropped (also when `finish` is cancelled): the copies stop. The FIFOs stay: a task that
+/// still runs (its supervisor failed, or exits) keeps writing into them, and the supervisor
+/// that adopts it reads them again; they go with the task ([`Pumps::close`]) or the pod.
 impl Drop for Pumps {
     fn drop(&mut self) {
         for copy in &self.copies {
             copy.abort();
-        }
-        for p in &self.paths {
-            let _ = std::fs::remove_file(p);
         }
     }
 }

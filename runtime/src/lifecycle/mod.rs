@@ -46,7 +46,7 @@ use crate::status::{PodStatus, RestartPolicy, Role};
 pub use backoff::{BackoffPolicy, DEFAULT_BASE, DEFAULT_CAP};
 use coordinator::Coordinator;
 use plan::{plan_containers, Pipeline, Step};
-pub use recover::recover;
+pub use recover::{conclude, recover};
 use state::Shared;
 pub use state::{EventType, PodEvent};
 
@@ -310,7 +310,7 @@ impl Admitted {
             recovered,
             remove,
         } = self;
-        let status_writer = spawn_status_writer(&shared, ctx.pod_dir.join(pods::files::STATUS));
+        let status_writer = spawn_status_writer(&shared);
         let result = run_containers(&ctx, plan, recovered, &shared, stop, remove).await;
         status_writer.abort();
         let _ = status_writer.await;
@@ -394,7 +394,7 @@ pub async fn admit(
         admitted,
         policy_of(&pod),
         statuses,
-        Some(&dir.join(pods::files::EVENTS)),
+        Some(&dir),
         observer,
     );
     let ctx = PodContext::new(client, pod, dir, sandbox, shim_group, opts);
@@ -463,11 +463,63 @@ fn with_cleanup(error: LifecycleError, cleanup: Result<(), LifecycleError>) -> L
     }
 }
 
+/// Releases a pod's namespaces and mounts (`destroy`: and removes its state dir).
+async fn destroy_or_release(dir: &Path, destroy: bool) -> Result<(), LifecycleError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        if destroy {
+            Sandbox::destroy(&dir)
+        } else {
+            Sandbox::release(&dir)
+        }
+    })
+    .await
+    .map_err(|e| LifecycleError::Join(e.to_string()))?
+    .map_err(Into::into)
+}
+
+/// How long a step of a container's restart keeps being retried while containerd cannot be
+/// reached (a restart of containerd must not unwind the pod).
+const CONTAINERD_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// How often such a step is tried.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// Whether a step that failed with `e` is tried again: containerd is away, and has been
+/// for less than [`CONTAINERD_RETRY_FOR`] since the first try.
+fn worth_retrying(e: &LifecycleError, since: std::time::Instant) -> bool {
+    let transient = matches!(e, LifecycleError::Containerd(c) if c.is_transient());
+    if transient {
+        tracing::debug!(error = %e, "containerd away; trying again");
+    }
+    transient && since.elapsed() < CONTAINERD_RETRY_FOR
+}
+
+/// Runs `op` again while it fails only because containerd is away (see
+/// [`worth_retrying`]).
+async fn retrying<T, F, Fut>(mut op: F) -> Result<T, LifecycleError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, LifecycleError>>,
+{
+    let since = std::time::Instant::now();
+    loop {
+        match op().await {
+            Err(e) if worth_retrying(&e, since) => tokio::time::sleep(RETRY_EVERY).await,
+            other => return other,
+        }
+    }
+}
+
+/// An observer for a pod nobody watches.
+struct NoObserver;
+
+impl Observer for NoObserver {
+    fn event(&self, _: Event<'_>) {}
+}
+
 async fn destroy_sandbox(dir: PathBuf) -> Result<(), LifecycleError> {
-    tokio::task::spawn_blocking(move || Sandbox::destroy(&dir))
-        .await
-        .map_err(|e| LifecycleError::Join(e.to_string()))?
-        .map_err(Into::into)
+    destroy_or_release(&dir, true).await
 }
 
 /// What is left of a pod once it ended: with `remove`, nothing; otherwise its records,
@@ -486,11 +538,11 @@ async fn finish(
         shared.sandbox_released();
         return Ok(shared.snapshot());
     }
-    // Namespaces and mounts go first, so a failure to write the status cannot keep them.
-    let dir = ctx.pod_dir.clone();
-    tokio::task::spawn_blocking(move || Sandbox::release(&dir))
-        .await
-        .map_err(|e| LifecycleError::Join(e.to_string()))??;
+    // The final phase is on disk before anything is released: a supervisor adopting the pod
+    // after a crash from here on only concludes it. Namespaces and mounts go next, so a
+    // failure to write the status cannot keep them.
+    shared.save();
+    destroy_or_release(&ctx.pod_dir, false).await?;
     shared.sandbox_released();
     let status = shared.snapshot();
     let path = ctx.pod_dir.join(pods::files::STATUS);
@@ -530,15 +582,12 @@ fn record_supervisor(dir: &Path, socket: Option<&Path>) -> Result<(), LifecycleE
 
 /// Keeps `status.json` current while the pod runs, at most every [`STATUS_EVERY`]: a crash
 /// of podctl leaves the last state on disk, and `podctl ps`/`inspect` read it.
-fn spawn_status_writer(shared: &Arc<Shared>, path: PathBuf) -> tokio::task::JoinHandle<()> {
+fn spawn_status_writer(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
     let shared = shared.clone();
     let mut changed = shared.changed();
     tokio::spawn(async move {
         loop {
-            let status = shared.snapshot();
-            if let Err(e) = pods::write_json(&path, &status) {
-                tracing::warn!(path = %path.display(), error = %e, "writing the pod's status");
-            }
+            shared.save();
             tokio::time::sleep(STATUS_EVERY).await;
             if changed.changed().await.is_err() {
                 return;

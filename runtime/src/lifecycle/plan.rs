@@ -202,7 +202,13 @@ impl<'a> Pipeline<'a> {
         let Some((&first, rest)) = fresh.split_first() else {
             return Ok(());
         };
-        self.ready[first] = Some(self.create(first).await?);
+        // After an adoption the shim runs already, and an adopted init container may still
+        // be filling the volumes the first fresh container needs.
+        let adopted = self.ready.iter().any(Option::is_some);
+        let step = &self.plan[first];
+        if !adopted || may_prepare_early(&step.container, &step.image) {
+            self.ready[first] = Some(self.create(first).await?);
+        }
         for &i in rest {
             let step = &self.plan[i];
             if may_prepare_early(&step.container, &step.image) {

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::container::{self, Prepared};
 use super::plan::{plan_containers, Step};
@@ -28,7 +28,9 @@ use super::{
 use crate::containerd::{labels, Client, TaskStatus};
 use crate::pods;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::status::{ContainerState, ContainerStatus, RestartPolicy, Role, Terminated, Waiting};
+use crate::status::{
+    ContainerState, ContainerStatus, PodStatus, RestartPolicy, Role, Terminated, Waiting,
+};
 
 /// What an adopting supervisor found of one container.
 pub(crate) enum Recovery {
@@ -92,11 +94,7 @@ pub async fn recover(
         .unwrap_or_else(|_| format!("{namespace}.{name}.{:016x}", rand::random::<u64>()));
     let policy = policy_of(&pod);
     let last = record.status;
-    let start_time = last
-        .as_ref()
-        .and_then(|s| s.start_time.as_deref())
-        .and_then(pods::parse_time)
-        .unwrap_or_else(SystemTime::now);
+    let start_time = admitted_at(last.as_ref());
     let mut statuses: Vec<ContainerStatus> = plan
         .iter()
         .map(|s| {
@@ -124,13 +122,32 @@ pub async fn recover(
             found.entry(n.clone()).or_default().push(c.id);
         }
     }
+    // Main containers start only after every regular init container completed: once one
+    // has, no init container runs again, whatever else the record says.
+    let mut mains_started = plan.iter().zip(&statuses).any(|(step, status)| {
+        step.role == Role::Main
+            && (status.restart_count > 0 || !matches!(status.state, ContainerState::Waiting(_)))
+    });
+    for (step, status) in plan.iter().zip(&statuses) {
+        // The run the status names was started or about to be (the runner records it just
+        // before Tasks.Start); a main container only prepared ahead is named nowhere.
+        if let (Role::Main, Some(id)) = (step.role, current_id(status)) {
+            mains_started |= matches!(
+                client.task_status(&id).await?,
+                Some(TaskStatus::Running | TaskStatus::Paused | TaskStatus::Stopped)
+            );
+        }
+    }
     let mut recovered = Vec::with_capacity(plan.len());
     for (step, status) in plan.iter().zip(statuses.iter_mut()) {
         let ids = found.remove(&step.container.name).unwrap_or_default();
-        let r = recover_container(&ctx, step, status, policy, ids, &observer).await?;
+        let r = if step.role == Role::Init && mains_started {
+            completed_init(&ctx, step, status, ids).await?
+        } else {
+            recover_container(&ctx, step, status, policy, ids, &observer).await?
+        };
         recovered.push(r);
     }
-    settle_inits(&plan, &mut recovered, &mut statuses);
     // Containers of names the manifest lacks cannot be the pod's: leftovers.
     for id in found.into_values().flatten() {
         container::remove(client, &id, &opts.snapshotter).await?;
@@ -145,7 +162,7 @@ pub async fn recover(
         (start_time, started),
         policy,
         statuses,
-        Some(&dir.join(pods::files::EVENTS)),
+        Some(&dir),
         observer,
     );
     tracing::info!(pod = %name, "adopted");
@@ -156,6 +173,77 @@ pub async fn recover(
         recovered: Some(recovered),
         remove: false,
     })
+}
+
+/// Ends pod `name` for good without running anything of it again: a pod adopted after it
+/// had ended (its supervisor died while finishing), or one whose sandbox died with the
+/// host and that must not start afresh. Containers the last status shows running end as
+/// `ContainerStatusUnknown` (exit 137, as the kubelet reports containers it lost); a pod
+/// that had not ended is Failed with `reason`. Tasks are deleted (killed first), the
+/// sandbox is released, the status written, the supervisor record removed; records, logs
+/// and volumes stay until `podctl rm`.
+pub async fn conclude(
+    client: &Client,
+    root: &Path,
+    name: &str,
+    reason: &str,
+    message: &str,
+) -> Result<PodStatus, LifecycleError> {
+    let namespace = client.namespace();
+    let record = pods::get(root, namespace, name)?;
+    let dir = pod_dir(root, namespace, name);
+    for c in pod_containers(client, name).await? {
+        container::remove_task(client, &c.id).await?;
+    }
+    super::destroy_or_release(&dir, false).await?;
+    let pod = record.pod.unwrap_or_default();
+    let last = record.status;
+    let start_time = admitted_at(last.as_ref());
+    let mut containers: Vec<ContainerStatus> = last
+        .as_ref()
+        .map(|s| s.all().cloned().collect())
+        .unwrap_or_default();
+    for c in &mut containers {
+        if let ContainerState::Running(r) = &c.state {
+            c.state = ContainerState::Terminated(Terminated {
+                exit_code: 137,
+                reason: "ContainerStatusUnknown".into(),
+                message: Some(
+                    "The container could not be located when the pod was terminated".into(),
+                ),
+                started_at: Some(r.started_at.clone()),
+                finished_at: None,
+                container_id: c.container_id.clone().unwrap_or_default(),
+            });
+            c.ready = false;
+            c.started = false;
+        }
+    }
+    let ending = match &last {
+        Some(s) if s.phase.is_terminal() => super::state::Ending {
+            phase: s.phase,
+            reason: s.reason.clone(),
+            message: s.message.clone(),
+        },
+        _ => super::state::Ending {
+            phase: crate::status::Phase::Failed,
+            reason: Some(reason.to_string()),
+            message: Some(message.to_string()),
+        },
+    };
+    let shared = Shared::new(
+        name,
+        (start_time, std::time::Instant::now()),
+        policy_of(&pod),
+        containers,
+        Some(&dir),
+        Arc::new(super::NoObserver),
+    );
+    shared.end(ending);
+    shared.sandbox_released();
+    shared.save();
+    let _ = std::fs::remove_file(dir.join(pods::files::SUPERVISOR));
+    Ok(shared.snapshot())
 }
 
 /// Decides what becomes of one container (see the module's rules), removing what the crash
@@ -169,28 +257,30 @@ async fn recover_container(
     observer: &Arc<dyn Observer>,
 ) -> Result<Recovery, LifecycleError> {
     let client = &ctx.client;
-    let current = status
-        .container_id
-        .as_deref()
-        .and_then(|id| id.strip_prefix("containerd://"))
-        .map(str::to_string);
+    let current = current_id(status);
     let snapshotter = &step.image.snapshotter;
     let ended_here = matches!(&status.state, ContainerState::Terminated(t)
         if Some(t.container_id.trim_start_matches("containerd://")) == current.as_deref());
 
+    // Only the run the status names can have been started: the runner records a run's id
+    // (synchronously) before Tasks.Start. Anything else is a leftover: prepared ahead, or
+    // half-created, or half-deleted.
     let mut live = None;
     for id in ids {
-        let task = client.task_status(&id).await?;
         let is_current = current.as_deref() == Some(id.as_str());
+        let task = if is_current {
+            settled_task_status(client, &id).await?
+        } else {
+            client.task_status(&id).await?
+        };
         match task {
             Some(TaskStatus::Stopped) if is_current && ended_here => {
                 // Its end was recorded; only the task was left to delete.
-                client.delete_task(&id).await?;
+                container::remove_task(client, &id).await?;
             }
-            Some(TaskStatus::Created) => {
-                container::remove(client, &id, snapshotter).await?;
+            Some(TaskStatus::Running | TaskStatus::Paused | TaskStatus::Stopped) if is_current => {
+                live = Some(id)
             }
-            Some(_) if live.is_none() => live = Some(id),
             // A finished attempt keeps its record while the pod is kept.
             None if is_current && ended_here => {}
             _ => container::remove(client, &id, snapshotter).await?,
@@ -220,9 +310,17 @@ async fn recover_container(
 
     let rule = restart_rule(step.role, policy);
     match &status.state {
-        ContainerState::Waiting(_) => Ok(Recovery::Fresh {
-            restarts: status.restart_count,
-        }),
+        ContainerState::Waiting(_) => {
+            // In back-off, the dead run still named: the next run is a restart.
+            let after_exit = matches!(&status.last_state, Some(ContainerState::Terminated(t))
+                if Some(t.container_id.as_str()) == status.container_id.as_deref());
+            if after_exit {
+                status.restart_count += 1;
+            }
+            Ok(Recovery::Fresh {
+                restarts: status.restart_count,
+            })
+        }
         ContainerState::Running(r) => {
             // Its task is gone without a trace: the kubelet's words for such a container.
             let gone = ContainerState::Terminated(Terminated {
@@ -252,40 +350,79 @@ async fn recover_container(
     }
 }
 
-/// Main containers start only after every regular init container completed: once one has
-/// started, an init container the last status (written up to 100 ms before the crash)
-/// does not show completed did complete, and must not run again.
-fn settle_inits(plan: &[Arc<Step>], recovered: &mut [Recovery], statuses: &mut [ContainerStatus]) {
-    let mains_started =
-        plan.iter()
-            .zip(recovered.iter())
-            .zip(statuses.iter())
-            .any(|((step, r), status)| {
-                step.role == Role::Main
-                    && (matches!(r, Recovery::Adopted(_))
-                        || status.restart_count > 0
-                        || !matches!(status.state, ContainerState::Waiting(_)))
-            });
-    if !mains_started {
-        return;
+/// How long a named run's task may stay `Created` before it counts as never started: a
+/// start in flight on a loaded host can take seconds.
+const START_SETTLES: Duration = Duration::from_secs(10);
+
+/// The status of the task of the run the status names. The runner records the run just
+/// before Tasks.Start; a start still in flight when the supervisor died completes in
+/// containerd meanwhile, so `Created` (or UNKNOWN, during the start) is looked at again for
+/// a moment before it is believed.
+async fn settled_task_status(
+    client: &Client,
+    id: &str,
+) -> Result<Option<TaskStatus>, LifecycleError> {
+    let deadline = std::time::Instant::now() + START_SETTLES;
+    loop {
+        let task = client.task_status(id).await?;
+        // `Other` is containerd's UNKNOWN, which it reports while a start is under way.
+        let unsettled = matches!(task, Some(TaskStatus::Created | TaskStatus::Other));
+        if !unsettled || std::time::Instant::now() >= deadline {
+            return Ok(task);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for ((step, r), status) in plan
-        .iter()
-        .zip(recovered.iter_mut())
-        .zip(statuses.iter_mut())
-    {
-        if step.role == Role::Init && matches!(r, Recovery::Fresh { .. }) {
-            *r = Recovery::Done;
-            status.state = ContainerState::Terminated(Terminated {
-                exit_code: 0,
-                reason: "Completed".into(),
-                message: None,
-                started_at: None,
-                finished_at: None,
-                container_id: status.container_id.clone().unwrap_or_default(),
-            });
+}
+
+/// When the pod was admitted, as its last status says (`startTime`); now if unknown.
+fn admitted_at(last: Option<&PodStatus>) -> SystemTime {
+    last.and_then(|s| s.start_time.as_deref())
+        .and_then(pods::parse_time)
+        .unwrap_or_else(SystemTime::now)
+}
+
+/// The containerd id of the run a container's status names.
+fn current_id(status: &ContainerStatus) -> Option<String> {
+    status
+        .container_id
+        .as_deref()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .map(str::to_string)
+}
+
+/// A regular init container of a pod whose main containers have started: it completed.
+/// Its record stays (it is part of the pod's status); a task left of it goes.
+async fn completed_init(
+    ctx: &PodContext,
+    step: &Step,
+    status: &mut ContainerStatus,
+    ids: Vec<String>,
+) -> Result<Recovery, LifecycleError> {
+    let current = current_id(status);
+    for id in ids {
+        if current.as_deref() == Some(id.as_str()) {
+            if ctx.client.task_status(&id).await?.is_some() {
+                container::remove_task(&ctx.client, &id).await?;
+            }
+        } else {
+            container::remove(&ctx.client, &id, &step.image.snapshotter).await?;
         }
     }
+    if status.exit_code() != Some(0) {
+        let started_at = match &status.state {
+            ContainerState::Running(r) => Some(r.started_at.clone()),
+            _ => None,
+        };
+        status.state = ContainerState::Terminated(Terminated {
+            exit_code: 0,
+            reason: "Completed".into(),
+            message: None,
+            started_at,
+            finished_at: None,
+            container_id: status.container_id.clone().unwrap_or_default(),
+        });
+    }
+    Ok(Recovery::Done)
 }
 
 /// A container whose last attempt ended with `ended`: restarted as the next run when its

@@ -101,14 +101,16 @@ impl Runner {
                 Some(p) => p,
                 None => {
                     let step = &self.step;
-                    Prepared::create(
-                        &self.ctx,
-                        &step.container,
-                        step.role,
-                        &step.image,
-                        self.shared.observer(),
-                        restarts,
-                    )
+                    super::retrying(|| {
+                        Prepared::create(
+                            &self.ctx,
+                            &step.container,
+                            step.role,
+                            &step.image,
+                            self.shared.observer(),
+                            restarts,
+                        )
+                    })
                     .await?
                 }
             };
@@ -118,6 +120,8 @@ impl Runner {
                 c.container_id = Some(format!("containerd://{}", p.id));
                 c.restart_count = restarts;
             });
+            // On disk before the run starts: an adopting supervisor names its log by it.
+            self.shared.save();
             // An adopted attempt was started by the supervisor before this one; it runs, or
             // ended meanwhile.
             if !p.adopted() {
@@ -143,14 +147,22 @@ impl Runner {
                 c.started = false;
                 c.ready = false;
             });
+            // On disk before the attempt is deleted: its exit code lives nowhere else then.
+            self.shared.save();
             if self.ending() || !self.rule.restarts(exit_code) {
                 return Ok(Some(p));
             }
 
             // The dead attempt goes now; its log file stays, as the kubelet keeps the
             // previous one for `logs --previous`.
-            p.delete_task(&self.ctx).await?;
-            p.remove(&self.ctx.client).await?;
+            let since = Instant::now();
+            while let Err(e) = p.delete_task(&self.ctx).await {
+                if !super::worth_retrying(&e, since) {
+                    return Err(e);
+                }
+                tokio::time::sleep(super::RETRY_EVERY).await;
+            }
+            super::retrying(|| p.remove(&self.ctx.client)).await?;
             let delay = backoff.next_delay(finished);
             let waiting = if delay.is_zero() {
                 Waiting {

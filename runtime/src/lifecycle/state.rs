@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
@@ -68,20 +68,23 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
     observer: Arc<dyn Observer>,
+    /// `status.json`, written by [`Shared::save`] one save at a time.
+    status_file: Mutex<Option<PathBuf>>,
 }
 
 impl Shared {
-    /// A pod whose containers all wait: main containers for the init containers
-    /// (`PodInitializing`), init containers for their turn.
+    /// A pod whose containers start as `containers` say; with `dir` (the pod's state dir),
+    /// its events go to `events.jsonl` there and [`Shared::save`] writes `status.json`.
     pub fn new(
         pod_name: &str,
         started: (SystemTime, Instant),
         policy: RestartPolicy,
         containers: Vec<ContainerStatus>,
-        events: Option<&Path>,
+        dir: Option<&Path>,
         observer: Arc<dyn Observer>,
     ) -> Arc<Self> {
-        let events = events.and_then(|p| {
+        let events_path = dir.map(|d| d.join(crate::pods::files::EVENTS));
+        let events = events_path.as_deref().and_then(|p| {
             File::options()
                 .create(true)
                 .append(true)
@@ -104,9 +107,25 @@ impl Shared {
             }),
             changed: watch::channel(0).0,
             observer,
+            status_file: Mutex::new(dir.map(|d| d.join(crate::pods::files::STATUS))),
         });
         shared.refresh(&mut shared.lock());
         shared
+    }
+
+    /// Writes the status now (atomically). Called at the transitions a supervisor adopting
+    /// the pod after a crash must not miss (a run begun, a run ended, the pod ended); the
+    /// status writer covers the rest.
+    pub fn save(&self) {
+        let file = self
+            .status_file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(path) = file.as_deref() {
+            if let Err(e) = crate::pods::write_json(path, &self.snapshot()) {
+                tracing::warn!(path = %path.display(), error = %e, "writing the pod's status");
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -284,7 +303,7 @@ mod tests {
                 not_started("init", "busybox", Role::Init),
                 not_started("app", "busybox", Role::Main),
             ],
-            Some(&dir.join("events.jsonl")),
+            Some(dir),
             recorder.clone(),
         );
         (shared, recorder)
