@@ -132,6 +132,11 @@ class Bench:
     def cleanup(self):
         subprocess.run([PODCTL, "image", "rm", "busybox"], env=self.env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # runc keeps an (empty, once every container is gone) state dir per namespace.
+        try:
+            os.rmdir(f"/run/containerd/runc/{NS}")
+        except OSError:
+            pass
 
 
 class ShimSampler(threading.Thread):
