@@ -303,9 +303,7 @@ fn load(file: &Path, bytes: Vec<u8>) -> Result<Pod, ManifestError> {
         path: file.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
     })?;
-    let pod = manifest::parse(&text, &file.display().to_string())?;
-    manifest::validate(&pod)?;
-    Ok(pod)
+    manifest::parse_valid(&text, &file.display().to_string())
 }
 
 /// The first 16 hex digits of the content's sha256: the daemon records it with the pod.

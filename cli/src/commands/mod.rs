@@ -151,26 +151,9 @@ pub struct Manifest {
 /// Reads the manifest at `path` (`-`: stdin) and checks it, mapping refusal to
 /// [`EXIT_INVALID`].
 pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
-    use podctl_runtime::manifest::{self, ManifestError};
-    use std::io::Read;
-    let read_error = |source| {
-        invalid(ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let (text, source) = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(read_error)?;
-        (text, "<stdin>".to_string())
-    } else {
-        let text = std::fs::read_to_string(path).map_err(read_error)?;
-        (text, path.display().to_string())
-    };
-    let pod = manifest::parse(&text, &source).map_err(invalid)?;
-    manifest::validate(&pod).map_err(invalid)?;
+    use podctl_runtime::manifest;
+    let (text, source) = manifest::read(path).map_err(invalid)?;
+    manifest::parse_valid(&text, &source).map_err(invalid)?;
     Ok(Manifest { text, source })
 }
 

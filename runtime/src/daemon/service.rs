@@ -62,8 +62,7 @@ impl v1::pods_server::Pods for Service {
         };
         let text = std::str::from_utf8(&req.manifest)
             .map_err(|_| Status::invalid_argument(format!("{source}: not UTF-8 text")))?;
-        let pod = crate::manifest::parse(text, source)
-            .and_then(|pod| crate::manifest::validate(&pod).map(|()| pod))
+        let pod = crate::manifest::parse_valid(text, source)
             .map_err(|e| Status::invalid_argument(crate::describe(&e)))?;
         let name = self.daemon.run(pod, Source::Api).await.map_err(status)?;
         Ok(Response::new(v1::RunResponse { name }))

@@ -538,10 +538,9 @@ async fn finish(
         shared.sandbox_released();
         return Ok(shared.snapshot());
     }
-    // The final phase is on disk before anything is released: a supervisor adopting the pod
-    // after a crash from here on only concludes it. Namespaces and mounts go next, so a
-    // failure to write the status cannot keep them.
-    shared.save();
+    // The final phase is on disk already (the coordinator saved it): a supervisor adopting
+    // the pod after a crash from here on only concludes it. Namespaces and mounts go first,
+    // so a failure to write the status cannot keep them.
     destroy_or_release(&ctx.pod_dir, false).await?;
     shared.sandbox_released();
     let status = shared.snapshot();

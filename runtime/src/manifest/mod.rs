@@ -27,6 +27,12 @@ pub use quantity::{quantity_bytes, QuantityError};
 
 /// Reads a manifest from a file path, or stdin when path is "-".
 pub fn load(path: &Path) -> Result<Pod, ManifestError> {
+    let (text, source) = read(path)?;
+    parse(&text, &source)
+}
+
+/// The text of a manifest file (stdin when path is "-") and the name errors give it.
+pub fn read(path: &Path) -> Result<(String, String), ManifestError> {
     let read_error = |source| ManifestError::Read {
         path: path.to_owned(),
         source,
@@ -36,10 +42,10 @@ pub fn load(path: &Path) -> Result<Pod, ManifestError> {
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(read_error)?;
-        parse(&text, "<stdin>")
+        Ok((text, "<stdin>".to_string()))
     } else {
         let text = std::fs::read_to_string(path).map_err(read_error)?;
-        parse(&text, &path.display().to_string())
+        Ok((text, path.display().to_string()))
     }
 }
 
@@ -71,7 +77,13 @@ pub fn validate(pod: &Pod) -> Result<(), ManifestError> {
 
 /// load + validate.
 pub fn load_valid(path: &Path) -> Result<Pod, ManifestError> {
-    let pod = load(path)?;
+    let (text, source) = read(path)?;
+    parse_valid(&text, &source)
+}
+
+/// parse + validate: what `podctl run` accepts, from text.
+pub fn parse_valid(text: &str, source: &str) -> Result<Pod, ManifestError> {
+    let pod = parse(text, source)?;
     validate(&pod)?;
     Ok(pod)
 }
