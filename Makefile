@@ -43,7 +43,8 @@ fmt:
 	$(CARGO) fmt --all
 
 ## bench: the reference pod (2 init + main, emptyDir handoff, run to completion and removed)
-## with podctl, as three `ctr run --rm`, and as three `runc run` (the floor), interleaved.
+## with podctl, as three `ctr run --rm`, and as three `runc run` (the floor), interleaved; then
+## a cold pull of a 5-layer image from a loopback registry, `podctl image pull` vs `ctr pull`.
 bench: setup
 	$(CARGO) build $(CARGO_FLAGS) --release -p podctl -p podctl-integration-tests --bins
 	@bash scripts/bench.sh

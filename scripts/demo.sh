@@ -10,7 +10,7 @@ podctl=target/release/podctl
 
 mkdir -p target/demo
 echo "==> building the demo image from the host's static busybox" >&2
-target/release/mkimage --out target/demo/busybox.tar --name busybox
+target/release/mkimage --out target/demo/busybox.tar --name busybox:1.35
 echo "==> $podctl image import target/demo/busybox.tar" >&2
 "$podctl" image import target/demo/busybox.tar
 echo "==> $podctl run --rm examples/init-demo.yaml" >&2

@@ -28,7 +28,9 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// A containerd with the busybox test image imported as `busybox` through `podctl`.
+    /// A containerd with the busybox test image imported as `busybox:1.35` through `podctl`
+    /// (a tag other than `latest`, so that manifests naming it default to `IfNotPresent`
+    /// and never reach for a registry).
     pub async fn new(name: &str) -> Self {
         let ctrd = Containerd::start().await;
         let namespace = unique_namespace(name);
@@ -40,13 +42,13 @@ impl Fixture {
             namespace,
             root,
         };
-        let tar = busybox_image_tar(f.root.path(), "busybox", false);
+        let tar = busybox_image_tar(f.root.path(), "busybox:1.35", false);
         let out = f.podctl(&["image", "import", tar.to_str().unwrap()], None);
         assert_success(&out, "image import");
         let progress = text(&out.stderr);
         assert!(progress.contains("verified 3 blobs"), "{progress}");
         assert!(
-            progress.contains("unpacked busybox:latest (1 layer)"),
+            progress.contains("unpacked busybox:1.35 (1 layer)"),
             "{progress}"
         );
         std::fs::remove_file(tar).ok();
@@ -64,8 +66,22 @@ impl Fixture {
             .env_remove("PODCTL_MANIFESTS_DIR")
             .env_remove("PODCTL_LOG")
             .env_remove("PODCTL_BACKOFF_BASE")
-            .env_remove("PODCTL_BACKOFF_CAP");
+            .env_remove("PODCTL_BACKOFF_CAP")
+            // Registry credentials only from what a test writes: never the host's.
+            .env("DOCKER_CONFIG", self.docker_config_dir())
+            .env(
+                "PODCTL_PULL_SECRETS_DIR",
+                self.root.path().join("pull-secrets"),
+            )
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("PODCTL_INSECURE_REGISTRIES");
         cmd
+    }
+
+    /// The `DOCKER_CONFIG` dir podctl reads credentials from in this fixture (the file
+    /// `config.json` in it does not exist until a test writes it).
+    pub fn docker_config_dir(&self) -> PathBuf {
+        self.root.path().join("docker")
     }
 
     /// Starts podctl with piped output, feeding `stdin` when given.

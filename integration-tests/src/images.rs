@@ -29,14 +29,38 @@ pub struct OciTarOptions {
     /// gzip the whole tarball.
     pub gzip_archive: bool,
     /// More index.json entries with the same names, for these platforms (`os/arch`), each
-    /// pointing at a stub manifest: a multi-platform layout.
+    /// pointing at a stub manifest (an empty image: a config for that platform, no layers):
+    /// a multi-platform layout.
     pub extra_platforms: Vec<String>,
+    /// With `extra_platforms`: list the platforms' manifests in an image index blob instead,
+    /// which index.json's single entry points at (the shape of a multi-platform image as a
+    /// registry serves it; `skopeo copy --all` pushes this one whole, whereas of several
+    /// index.json entries it copies one).
+    pub platform_index: bool,
     /// Leave the host platform's entry out of index.json (its blobs stay in the layout).
     pub omit_host: bool,
     /// The image config's `User`.
     pub user: Option<String>,
     /// The image config's `StopSignal`.
     pub stop_signal: Option<String>,
+    /// After the busybox layer, one more uncompressed layer per entry: layer `i` holds
+    /// `/data/layer-<i>`, that many bytes of deterministic pseudo-random data.
+    pub extra_layers: Vec<usize>,
+}
+
+impl OciTarOptions {
+    /// Both name annotations set, as [`busybox_image_tar`] does: the full name and its tag.
+    pub fn named(name: &str) -> Self {
+        let tag = name
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .map_or("latest", |(_, t)| t);
+        Self {
+            containerd_name: Some(name.to_string()),
+            ref_name: Some(tag.to_string()),
+            ..Default::default()
+        }
+    }
 }
 
 /// The host's static busybox.
@@ -51,17 +75,11 @@ pub fn busybox_path() -> PathBuf {
 /// An OCI image-layout tarball of a busybox image named `name` (both annotations set: the full
 /// name and its tag), in `dir`.
 pub fn busybox_image_tar(dir: &Path, name: &str, gzip: bool) -> PathBuf {
-    let tag = name
-        .rsplit_once(':')
-        .filter(|(_, t)| !t.contains('/'))
-        .map_or("latest", |(_, t)| t);
     oci_image_tar(
         dir,
         &OciTarOptions {
             gzip,
-            containerd_name: Some(name.to_string()),
-            ref_name: Some(tag.to_string()),
-            ..Default::default()
+            ..OciTarOptions::named(name)
         },
     )
 }
@@ -131,6 +149,68 @@ fn busybox_layer(dir: &Path) -> PathBuf {
     path
 }
 
+/// Extra layer `index`: `data/` and `data/layer-<index>` holding `size` bytes of
+/// pseudo-random data seeded by `index` and `size` (the same bytes on every run). Returns its
+/// path (cached in `dir` like the busybox layer).
+fn extra_layer(dir: &Path, index: usize, size: usize) -> PathBuf {
+    let path = dir.join(format!("extra-layer-{index}-{size}.tar"));
+    if path.exists() {
+        return path;
+    }
+    let partial = dir.join(format!("extra-layer-{index}-{size}.tar.partial"));
+    let mut tar = tar::Builder::new(fs::File::create(&partial).expect("creating a layer"));
+    let mut h = header(tar::EntryType::Directory, 0o755, 0);
+    tar.append_data(&mut h, "data/", std::io::empty())
+        .expect("adding a directory");
+    let mut h = header(tar::EntryType::Regular, 0o644, size as u64);
+    let data = std::io::Read::take(PseudoRandom::new(index as u64, size as u64), size as u64);
+    tar.append_data(&mut h, format!("data/layer-{index}"), data)
+        .expect("adding a data file");
+    tar.into_inner()
+        .and_then(|mut f| f.flush())
+        .expect("finishing a layer");
+    fs::rename(&partial, &path).expect("moving a layer in place");
+    path
+}
+
+/// An endless reader of splitmix64 output: incompressible, deterministic.
+struct PseudoRandom {
+    state: u64,
+    buf: [u8; 8],
+    pos: usize,
+}
+
+impl PseudoRandom {
+    fn new(a: u64, b: u64) -> Self {
+        Self {
+            state: a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b,
+            buf: [0; 8],
+            pos: 8,
+        }
+    }
+}
+
+impl std::io::Read for PseudoRandom {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut done = 0;
+        while done < out.len() {
+            if self.pos == 8 {
+                self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = self.state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                self.buf = (z ^ (z >> 31)).to_le_bytes();
+                self.pos = 0;
+            }
+            let n = (8 - self.pos).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            done += n;
+        }
+        Ok(out.len())
+    }
+}
+
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
@@ -174,18 +254,26 @@ fn go_arch() -> &'static str {
     }
 }
 
-fn config_json(diff_id: &str, user: Option<&str>, stop_signal: Option<&str>) -> Vec<u8> {
+fn config_json(diff_ids: &[String], user: Option<&str>, stop_signal: Option<&str>) -> Vec<u8> {
     let mut config = json!({ "Env": [PATH_ENV], "Cmd": ["sh"], "User": user.unwrap_or_default() });
     if let Some(signal) = stop_signal {
         config["StopSignal"] = json!(signal);
+    }
+    // One history entry per layer; the first one's text predates the extra layers.
+    let mut history = vec![json!({ "created": CREATED, "created_by": "podctl integration tests" })];
+    for i in 1..diff_ids.len() {
+        history.push(json!({
+            "created": CREATED,
+            "created_by": format!("podctl integration tests: extra layer {}", i - 1),
+        }));
     }
     serde_json::to_vec(&json!({
         "created": CREATED,
         "architecture": go_arch(),
         "os": "linux",
         "config": config,
-        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-        "history": [{ "created": CREATED, "created_by": "podctl integration tests" }],
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "history": history,
     }))
     .expect("serializing the config")
 }
@@ -238,17 +326,35 @@ pub fn oci_image_tar(dir: &Path, opts: &OciTarOptions) -> PathBuf {
         (layer_tar, "application/vnd.oci.image.layer.v1.tar")
     };
     let (layer_digest, layer_size) = sha256_file(&layer_path);
+    // Extra layers are uncompressed: each one's digest is its diff id.
+    let extra: Vec<(PathBuf, String, u64)> = opts
+        .extra_layers
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let path = extra_layer(dir, i, size);
+            let (digest, len) = sha256_file(&path);
+            (path, digest, len)
+        })
+        .collect();
     let config_diff_id = if opts.wrong_diff_id {
         sha256_bytes(b"not the layer")
     } else {
         diff_id
     };
-    let config = config_json(
-        &config_diff_id,
-        opts.user.as_deref(),
-        opts.stop_signal.as_deref(),
-    );
+    let mut diff_ids = vec![config_diff_id];
+    diff_ids.extend(extra.iter().map(|(_, digest, _)| digest.clone()));
+    let config = config_json(&diff_ids, opts.user.as_deref(), opts.stop_signal.as_deref());
     let config_digest = sha256_bytes(&config);
+    let mut layers =
+        vec![json!({ "mediaType": layer_media, "digest": layer_digest, "size": layer_size })];
+    for (_, digest, size) in &extra {
+        layers.push(json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": digest,
+            "size": size,
+        }));
+    }
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -257,7 +363,7 @@ pub fn oci_image_tar(dir: &Path, opts: &OciTarOptions) -> PathBuf {
             "digest": config_digest,
             "size": config.len(),
         },
-        "layers": [{ "mediaType": layer_media, "digest": layer_digest, "size": layer_size }],
+        "layers": layers,
     }))
     .expect("serializing the manifest");
     let manifest_digest = sha256_bytes(&manifest);
@@ -268,51 +374,78 @@ pub fn oci_image_tar(dir: &Path, opts: &OciTarOptions) -> PathBuf {
     if let Some(n) = &opts.ref_name {
         annotations.insert("org.opencontainers.image.ref.name".into(), json!(n));
     }
+    // In index.json every entry carries the names; in an image index blob none does.
+    let nested = opts.platform_index && !opts.extra_platforms.is_empty();
+    let entry = |digest: &str, size: usize, os: &str, arch: &str| {
+        let mut e = json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": size,
+            "platform": { "architecture": arch, "os": os },
+        });
+        if !nested {
+            e["annotations"] = json!(annotations);
+        }
+        e
+    };
     let mut entries = Vec::new();
     if !opts.omit_host {
-        entries.push(json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest,
-            "size": manifest.len(),
-            "annotations": annotations,
-            "platform": { "architecture": go_arch(), "os": "linux" },
-        }));
+        entries.push(entry(&manifest_digest, manifest.len(), "linux", go_arch()));
     }
-    // Stub manifests of other platforms: valid documents whose config and layers are absent,
-    // as in a layout copied for one platform only.
-    let mut stubs = Vec::new();
+    // Stub manifests of other platforms: empty images (a config naming the platform, no
+    // layers), whose blobs are all in the layout so that the whole layout can be pushed.
+    let mut stub_blobs: Vec<Vec<u8>> = Vec::new();
     for platform in &opts.extra_platforms {
         let (os, arch) = platform.split_once('/').expect("platform as os/arch");
+        let stub_config = serde_json::to_vec(&json!({
+            "architecture": arch,
+            "os": os,
+            "rootfs": { "type": "layers", "diff_ids": [] },
+        }))
+        .expect("serializing a stub config");
         let stub = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {
                 "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha256_bytes(platform.as_bytes()),
-                "size": platform.len(),
+                "digest": sha256_bytes(&stub_config),
+                "size": stub_config.len(),
             },
             "layers": [],
         }))
         .expect("serializing a stub manifest");
-        entries.push(json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": sha256_bytes(&stub),
-            "size": stub.len(),
-            "annotations": annotations,
-            "platform": { "architecture": arch, "os": os },
-        }));
-        stubs.push(stub);
+        entries.push(entry(&sha256_bytes(&stub), stub.len(), os, arch));
+        for blob in [stub_config, stub] {
+            if !stub_blobs.contains(&blob) {
+                stub_blobs.push(blob);
+            }
+        }
     }
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": entries,
-    }))
-    .expect("serializing the index");
+    let index_of = |manifests: Vec<serde_json::Value>| {
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        }))
+        .expect("serializing an index")
+    };
+    let index = if nested {
+        let platforms = index_of(entries);
+        let top = json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": sha256_bytes(&platforms),
+            "size": platforms.len(),
+            "annotations": annotations,
+        });
+        stub_blobs.push(platforms);
+        index_of(vec![top])
+    } else {
+        index_of(entries)
+    };
 
     let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
     let name = format!(
-        "busybox-oci{}{}{}{}.tar{}",
+        "busybox-oci{}{}{}{}{}{}.tar{}",
         if opts.gzip { "-gz" } else { "" },
         if opts.corrupt_layer { "-corrupt" } else { "" },
         if opts.wrong_diff_id { "-baddiff" } else { "" },
@@ -321,6 +454,12 @@ pub fn oci_image_tar(dir: &Path, opts: &OciTarOptions) -> PathBuf {
         } else {
             ""
         },
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!("-layers{}", extra.len())
+        },
+        if nested { "-multiarch" } else { "" },
         if opts.gzip_archive { ".gz" } else { "" },
     );
     let out = dir.join(format!("{}-{name}", unique_suffix()));
@@ -340,10 +479,13 @@ pub fn oci_image_tar(dir: &Path, opts: &OciTarOptions) -> PathBuf {
     } else {
         append_file(&mut tar, &blob(&layer_digest), &layer_path);
     }
+    for (path, digest, _) in &extra {
+        append_file(&mut tar, &blob(digest), path);
+    }
     append_bytes(&mut tar, &blob(&config_digest), &config);
     append_bytes(&mut tar, &blob(&manifest_digest), &manifest);
-    for stub in &stubs {
-        append_bytes(&mut tar, &blob(&sha256_bytes(stub)), stub);
+    for data in &stub_blobs {
+        append_bytes(&mut tar, &blob(&sha256_bytes(data)), data);
     }
     finish(tar);
     out
@@ -356,7 +498,7 @@ pub fn docker_save_tar(dir: &Path, repo_tag: &str) -> PathBuf {
     fs::create_dir_all(dir).expect("creating the image dir");
     let layer_tar = busybox_layer(dir);
     let (diff_id, _) = sha256_file(&layer_tar);
-    let config = config_json(&diff_id, None, None);
+    let config = config_json(std::slice::from_ref(&diff_id), None, None);
     let config_hex = sha256_bytes(&config)
         .trim_start_matches("sha256:")
         .to_string();

@@ -1,11 +1,12 @@
 //! Test harness: a private containerd per test, busybox test images built at test time, the
-//! leak check every test ends with, the path of the `podctl` binary under test, and the
-//! fixture the `podctl run` tests share.
+//! leak check every test ends with, the path of the `podctl` binary under test, the fixture
+//! the `podctl run` tests share, and a loopback registry (with a misbehaving proxy) for pulls.
 
 mod daemon;
 pub mod fixture;
 mod images;
 mod leaks;
+mod registry;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ pub use fixture::{
 };
 pub use images::{busybox_image_tar, busybox_path, docker_save_tar, oci_image_tar, OciTarOptions};
 pub use leaks::{assert_no_leaks, leak_check};
+pub use registry::{basic_auth, http_get, HttpResponse, Proxy, Registry};
 
 /// The `podctl` binary to drive: `$PODCTL_BIN`, else `podctl` in the target dir these tests
 /// were built into (tests run from `<target>/debug/deps`).

@@ -33,16 +33,16 @@ spec:
       emptyDir: {{}}
   initContainers:
     - name: first
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo first >> /data/runs; echo first-log; sleep {init_sleep}"]
       volumeMounts: [{{name: data, mountPath: /data}}]
     - name: second
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo second >> /data/runs; sleep {init_sleep}"]
       volumeMounts: [{{name: data, mountPath: /data}}]
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "trap 'exit 0' TERM; echo app >> /data/runs; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"]
       volumeMounts: [{{name: data, mountPath: /data}}]
 "#
@@ -275,7 +275,7 @@ async fn the_manifests_dir_starts_replaces_and_removes_pods() {
     let dir = f.root.path().join("manifests");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("a.yaml"), counted("alpha", "0")).unwrap();
-    std::fs::write(dir.join("bad.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n    - name: c\n      image: busybox\n      imagePullPolicy: Sometimes\n").unwrap();
+    std::fs::write(dir.join("bad.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n    - name: c\n      image: busybox:1.35\n      imagePullPolicy: Sometimes\n").unwrap();
     let daemon = f.daemon(&["--manifests-dir", dir.to_str().unwrap()]);
     let first = wait_running(&f, "alpha");
     let first_id = container(&first, "containerStatuses", "app")["containerID"].clone();
@@ -431,8 +431,8 @@ async fn static_pods_come_back_after_a_reboot() {
 async fn exits_while_the_daemon_is_down_are_not_lost() {
     let f = Fixture::new("daemon-down").await;
     let manifest = counted("gone", "0.4").replace(
-        "  containers:\n    - name: app\n      image: busybox\n      command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; echo app >> /data/runs; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done\"]",
-        "  restartPolicy: Never\n  containers:\n    - name: app\n      image: busybox\n      command: [\"sh\", \"-c\", \"echo app >> /data/runs; exit 3\"]",
+        "  containers:\n    - name: app\n      image: busybox:1.35\n      command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; echo app >> /data/runs; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done\"]",
+        "  restartPolicy: Never\n  containers:\n    - name: app\n      image: busybox:1.35\n      command: [\"sh\", \"-c\", \"echo app >> /data/runs; exit 3\"]",
     );
     assert!(manifest.contains("exit 3"), "{manifest}");
     let daemon = f.daemon(&[]);

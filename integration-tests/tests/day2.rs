@@ -22,12 +22,12 @@ fn sleeper(name: &str, exit_on_term: u8) -> String {
   terminationGracePeriodSeconds: 10
   initContainers:
     - name: proxy
-      image: busybox
+      image: busybox:1.35
       restartPolicy: Always
       command: ["sh", "-c", "trap 'exit 0' TERM; echo up; sleep 1000 & wait"]
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "trap 'exit {exit_on_term}' TERM; echo ready; sleep 1000 & wait"]
 "#
         ),
@@ -326,11 +326,11 @@ async fn failed_init_shows_init_error_until_removed() {
         r#"
   initContainers:
     - name: setup
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "exit 3"]
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command: ["echo", "never"]
 "#,
     );

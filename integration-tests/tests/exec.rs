@@ -124,7 +124,7 @@ async fn exec_runs_with_the_containers_env_and_cwd_and_returns_its_exit_code() {
       emptyDir: {{}}
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       workingDir: /work
       env:
         - name: GREETING
@@ -257,7 +257,7 @@ async fn interrupting_exec_kills_the_command() {
             r#"
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command: {SERVE}
 "#
         ),
@@ -314,10 +314,10 @@ async fn exec_chooses_among_the_pods_containers() {
             r#"
   initContainers:
     - name: setup
-      image: busybox
+      image: busybox:1.35
       command: ["true"]
     - name: proxy
-      image: busybox
+      image: busybox:1.35
       restartPolicy: Always
       env:
         - name: WHO
@@ -325,13 +325,13 @@ async fn exec_chooses_among_the_pods_containers() {
       command: {SERVE}
   containers:
     - name: first
-      image: busybox
+      image: busybox:1.35
       env:
         - name: WHO
           value: first
       command: {SERVE}
     - name: second
-      image: busybox
+      image: busybox:1.35
       env:
         - name: WHO
           value: second
@@ -397,7 +397,7 @@ async fn exec_into_a_pod_that_does_not_run_fails() {
         r#"
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command: ["true"]
 "#,
     );
@@ -465,7 +465,7 @@ async fn exec_with_a_terminal() {
             r#"
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command: {SERVE}
 "#
         ),

@@ -407,8 +407,8 @@ async fn missing_image_is_a_helpful_not_found() {
     assert_eq!(
         err.to_string(),
         format!(
-            "image \"{BUSYBOX}\" not found in containerd namespace \"{}\": import it with \
-             `podctl image import FILE.tar`",
+            "image \"{BUSYBOX}\" not found in containerd namespace \"{}\": pull it with \
+             `podctl image pull {BUSYBOX}` or import it with `podctl image import FILE.tar`",
             env.client.namespace()
         )
     );

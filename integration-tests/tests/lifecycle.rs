@@ -150,7 +150,7 @@ async fn init_container_is_retried_under_on_failure_until_it_succeeds() {
       emptyDir: {}
   initContainers:
     - name: flaky
-      image: busybox
+      image: busybox:1.35
       command:
         - sh
         - -c
@@ -163,7 +163,7 @@ async fn init_container_is_retried_under_on_failure_until_it_succeeds() {
       volumeMounts: [{name: work, mountPath: /work}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo ran >> /work/main-runs; echo count $(cat /work/count)"]
       volumeMounts: [{name: work, mountPath: /work}]
 "#,
@@ -212,11 +212,11 @@ async fn failing_init_container_under_never_fails_the_pod_without_retry() {
         r#"
   initContainers:
     - name: init
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo init ran; exit 7"]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["echo", "main ran"]
 "#,
     );
@@ -261,7 +261,7 @@ async fn crash_looping_container_restarts_with_growing_delays() {
       emptyDir: {}
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "cat /proc/uptime >> /work/starts; exit 1"]
       volumeMounts: [{name: work, mountPath: /work}]
 "#,
@@ -342,7 +342,7 @@ async fn sidecar_serves_main_on_localhost_and_is_stopped_after_it() {
   terminationGracePeriodSeconds: 30
   initContainers:
     - name: web
-      image: busybox
+      image: busybox:1.35
       restartPolicy: Always
       command:
         - sh
@@ -354,7 +354,7 @@ async fn sidecar_serves_main_on_localhost_and_is_stopped_after_it() {
           wait
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command:
         - sh
         - -c
@@ -417,7 +417,7 @@ async fn sidecars_are_stopped_in_reverse_order() {
         format!(
             r#"
     - name: {name}
-      image: busybox
+      image: busybox:1.35
       restartPolicy: Always
       env: [{{name: NAME, value: {name}}}]
       command:
@@ -441,7 +441,7 @@ async fn sidecars_are_stopped_in_reverse_order() {
   initContainers:{}{}
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "sleep 0.5; echo \"main done at $(cut -d' ' -f1 /proc/uptime)\" >> /work/stops"]
       volumeMounts: [{{name: work, mountPath: /work}}]
 "#,
@@ -480,7 +480,7 @@ async fn container_ignoring_sigterm_is_killed_after_the_grace_period() {
   terminationGracePeriodSeconds: 3
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "trap '' TERM; echo ready; sleep 1000"]
 "#,
     );
@@ -519,7 +519,7 @@ async fn active_deadline_fails_a_pod_that_runs_too_long() {
   terminationGracePeriodSeconds: 2
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "trap 'exit 143' TERM; sleep 100 & wait"]
 "#,
     );
@@ -575,11 +575,11 @@ async fn on_failure_restarts_failures_only() {
       emptyDir: {}
   containers:
     - name: ok
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo run >> /work/ok-runs"]
       volumeMounts: [{name: work, mountPath: /work}]
     - name: flaky
-      image: busybox
+      image: busybox:1.35
       command:
         - sh
         - -c
@@ -616,7 +616,7 @@ async fn image_stop_signal_stops_the_container() {
     let tar = oci_image_tar(
         f.root.path(),
         &OciTarOptions {
-            containerd_name: Some("docker.io/library/quitter:latest".into()),
+            containerd_name: Some("docker.io/library/quitter:1".into()),
             stop_signal: Some("SIGQUIT".into()),
             ..Default::default()
         },
@@ -634,7 +634,7 @@ async fn image_stop_signal_stops_the_container() {
   terminationGracePeriodSeconds: 10
   containers:
     - name: main
-      image: quitter
+      image: quitter:1
       command: ["sh", "-c", "trap 'echo got QUIT; exit 3' QUIT; trap 'echo got TERM; exit 4' TERM; echo ready; sleep 1000 & wait"]
 "#,
     );
@@ -647,7 +647,7 @@ async fn image_stop_signal_stops_the_container() {
     assert_eq!(prefixed_lines(&err, "main"), ["ready", "got QUIT"], "{err}");
     let main = container(&status, "containerStatuses", "main");
     assert_eq!(main["state"]["terminated"]["exitCode"], 3, "{main:#}");
-    let removed = f.podctl(&["image", "rm", "quitter"], None);
+    let removed = f.podctl(&["image", "rm", "quitter:1"], None);
     assert_eq!(removed.status.code(), Some(0), "{}", text(&removed.stderr));
     f.finish().await;
 }
@@ -666,7 +666,7 @@ async fn startup_probe_gates_the_next_init_container() {
       emptyDir: {}
   initContainers:
     - name: warmup
-      image: busybox
+      image: busybox:1.35
       restartPolicy: Always
       command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1; touch /shared/ready; sleep 1000 & wait"]
       startupProbe:
@@ -675,12 +675,12 @@ async fn startup_probe_gates_the_next_init_container() {
         failureThreshold: 30
       volumeMounts: [{name: shared, mountPath: /shared}]
     - name: check
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "if test -f /shared/ready; then echo present; else echo absent; exit 1; fi"]
       volumeMounts: [{name: shared, mountPath: /shared}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["true"]
 "#,
     );
@@ -711,7 +711,7 @@ async fn failing_liveness_probe_restarts_the_container() {
   terminationGracePeriodSeconds: 2
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "trap 'exit 0' TERM; touch /tmp/alive; echo up; sleep 1; rm /tmp/alive; sleep 1000 & wait"]
       livenessProbe:
         exec: {command: ["test", "-f", "/tmp/alive"]}
@@ -766,7 +766,7 @@ async fn container_whose_readiness_probe_fails_is_never_ready() {
         r#"
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sleep", "3"]
       readinessProbe:
         exec: {command: ["test", "-f", "/tmp/ready"]}
@@ -817,7 +817,7 @@ async fn readiness_follows_the_probe_while_the_container_runs() {
         r#"
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "sleep 1; touch /tmp/ready; sleep 2; rm /tmp/ready; sleep 3"]
       readinessProbe:
         exec: {command: ["test", "-f", "/tmp/ready"]}
@@ -880,14 +880,14 @@ async fn post_start_hook_completes_before_the_next_container_starts() {
       emptyDir: {}
   containers:
     - name: a
-      image: busybox
+      image: busybox:1.35
       command: ["sleep", "3"]
       lifecycle:
         postStart:
           exec: {command: ["sh", "-c", "sleep 1; touch /work/post-start-done"]}
       volumeMounts: [{name: work, mountPath: /work}]
     - name: b
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "if test -f /work/post-start-done; then echo present; else echo absent; exit 1; fi"]
       volumeMounts: [{name: work, mountPath: /work}]
 "#,
@@ -918,7 +918,7 @@ async fn pre_stop_hook_runs_before_the_stop_signal() {
       emptyDir: {}
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "trap 'echo term >> /work/order; exit 0' TERM; echo ready; sleep 1000 & wait"]
       lifecycle:
         preStop:

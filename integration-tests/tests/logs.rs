@@ -89,11 +89,11 @@ async fn logs_of_a_finished_pod() {
         r#"
   initContainers:
     - name: setup
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo setting up; sleep 0.2; echo 'set up' >&2"]
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo one; sleep 0.2; echo two >&2; sleep 0.2; printf 'three\\nfour'"]
 "#,
     );
@@ -164,14 +164,14 @@ async fn a_container_must_be_named_when_there_are_two() {
         r#"
   initContainers:
     - name: prep
-      image: busybox
+      image: busybox:1.35
       command: ["echo", "prepared"]
   containers:
     - name: web
-      image: busybox
+      image: busybox:1.35
       command: ["echo", "from web"]
     - name: worker
-      image: busybox
+      image: busybox:1.35
       command: ["echo", "from worker"]
 "#,
     );
@@ -208,7 +208,7 @@ async fn previous_shows_the_run_before_the_restart() {
       emptyDir: {}
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command:
         - sh
         - -c
@@ -250,7 +250,7 @@ async fn follow_returns_when_the_container_ends() {
         r#"
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "for i in $(seq 1 15); do echo tick $i; sleep 0.2; done"]
 "#,
     );
@@ -290,7 +290,7 @@ async fn rotation_bounds_a_chatty_container() {
         r#"
   containers:
     - name: app
-      image: busybox
+      image: busybox:1.35
       command:
         - sh
         - -c

@@ -14,16 +14,16 @@ const REFERENCE_POD: &str = r#"
       emptyDir: {}
   initContainers:
     - name: first
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo first >> /work/order"]
       volumeMounts: [{name: work, mountPath: /work}]
     - name: second
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "test -s /work/order && echo second >> /work/order"]
       volumeMounts: [{name: work, mountPath: /work}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["cat", "/work/order"]
       volumeMounts: [{name: work, mountPath: /work}]
 "#;
@@ -73,18 +73,18 @@ async fn failed_init_container_fails_the_pod_and_main_never_runs() {
       emptyDir: {}
   initContainers:
     - name: ok
-      image: busybox
+      image: busybox:1.35
       command: ["true"]
     - name: broken
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo giving up >&2; exit 3"]
     - name: after
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "touch /work/after-ran"]
       volumeMounts: [{name: work, mountPath: /work}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "touch /work/main-ran; echo main ran"]
       volumeMounts: [{name: work, mountPath: /work}]
 "#,
@@ -145,11 +145,11 @@ async fn hostname_and_hosts_name_the_pod() {
         r#"
   initContainers:
     - name: init
-      image: busybox
+      image: busybox:1.35
       command: ["hostname"]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "hostname; cat /etc/hostname; grep -c web-1 /etc/hosts; echo $HOSTNAME"]
 "#,
     ));
@@ -170,12 +170,12 @@ async fn read_only_mount_refuses_writes() {
       emptyDir: {}
   initContainers:
     - name: fill
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo kept > /data/file"]
       volumeMounts: [{name: data, mountPath: /data}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "cat /data/file; if echo x > /data/other; then echo WROTE; exit 0; fi; exit 9"]
       volumeMounts: [{name: data, mountPath: /data, readOnly: true}]
 "#,
@@ -204,12 +204,12 @@ async fn sub_path_mounts_a_directory_and_refuses_escapes() {
       emptyDir: {}
   initContainers:
     - name: fill
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "mkdir /data/conf && echo inside > /data/conf/value"]
       volumeMounts: [{name: data, mountPath: /data}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["cat", "/etc/app/value", "/etc/app.conf"]
       volumeMounts:
         - {name: data, mountPath: /etc/app, subPath: conf}
@@ -229,12 +229,12 @@ async fn sub_path_mounts_a_directory_and_refuses_escapes() {
       emptyDir: {}
   initContainers:
     - name: plant
-      image: busybox
+      image: busybox:1.35
       command: ["ln", "-s", "/", "/data/escape"]
       volumeMounts: [{name: data, mountPath: /data}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["ls", "/host"]
       volumeMounts: [{name: data, mountPath: /host, subPath: escape}]
 "#,
@@ -253,7 +253,7 @@ async fn sub_path_mounts_a_directory_and_refuses_escapes() {
       emptyDir: {}
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       volumeMounts: [{name: data, mountPath: /x, subPath: ../../etc}]
 "#,
     ));
@@ -268,7 +268,7 @@ async fn malformed_manifests_are_refused_before_anything_is_created() {
     let cases: &[(&str, String, &str)] = &[
         (
             "unknown field",
-            pod("typo", "  containers:\n    - name: a\n      image: busybox\n      volumeMount: []\n"),
+            pod("typo", "  containers:\n    - name: a\n      image: busybox:1.35\n      volumeMount: []\n"),
             "spec.containers[0].volumeMount",
         ),
         (
@@ -278,7 +278,7 @@ async fn malformed_manifests_are_refused_before_anything_is_created() {
         ),
         (
             "restartPolicy",
-            pod("policy", "  containers:\n    - name: a\n      image: busybox\n")
+            pod("policy", "  containers:\n    - name: a\n      image: busybox:1.35\n")
                 .replace("restartPolicy: Never", "restartPolicy: Sometimes"),
             "spec.restartPolicy: Unsupported value: \"Sometimes\"",
         ),
@@ -286,7 +286,7 @@ async fn malformed_manifests_are_refused_before_anything_is_created() {
             "unsupported field",
             pod(
                 "probe",
-                "  containers:\n    - name: a\n      image: busybox\n      livenessProbe:\n        grpc: {port: 9000}\n",
+                "  containers:\n    - name: a\n      image: busybox:1.35\n      livenessProbe:\n        grpc: {port: 9000}\n",
             ),
             "spec.containers[0].livenessProbe.grpc",
         ),
@@ -294,7 +294,7 @@ async fn malformed_manifests_are_refused_before_anything_is_created() {
             "duplicate names",
             pod(
                 "dup",
-                "  initContainers:\n    - name: a\n      image: busybox\n  containers:\n    - name: a\n      image: busybox\n",
+                "  initContainers:\n    - name: a\n      image: busybox:1.35\n  containers:\n    - name: a\n      image: busybox:1.35\n",
             ),
             "Duplicate value: \"a\"",
         ),
@@ -302,13 +302,13 @@ async fn malformed_manifests_are_refused_before_anything_is_created() {
             "unknown volume",
             pod(
                 "novol",
-                "  containers:\n    - name: a\n      image: busybox\n      volumeMounts: [{name: cache, mountPath: /c}]\n",
+                "  containers:\n    - name: a\n      image: busybox:1.35\n      volumeMounts: [{name: cache, mountPath: /c}]\n",
             ),
             "spec.containers[0].volumeMounts[0].name: Not found: \"cache\"",
         ),
         (
             "bad name",
-            pod("Bad_Name", "  containers:\n    - name: a\n      image: busybox\n"),
+            pod("Bad_Name", "  containers:\n    - name: a\n      image: busybox:1.35\n"),
             "metadata.name",
         ),
         ("yaml syntax", "apiVersion: v1\nkind: Pod\nmetadata: [\n".to_string(), "<stdin>"),
@@ -338,7 +338,8 @@ async fn missing_image_is_named_and_nothing_is_created() {
     let f = Fixture::new("noimage").await;
     let out = f.run(&pod(
         "noimage",
-        "  containers:\n    - name: a\n      image: example.com/team/app:2.0\n",
+        // Never: a missing image must not send the test to a registry outside this machine.
+        "  containers:\n    - name: a\n      image: example.com/team/app:2.0\n      imagePullPolicy: Never\n",
     ));
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     let err = text(&out.stderr);
@@ -351,7 +352,10 @@ async fn missing_image_is_named_and_nothing_is_created() {
 async fn unreachable_containerd_is_one_clear_line() {
     let root = tempfile::tempdir().unwrap();
     let socket = root.path().join("nothing.sock");
-    let manifest = pod("x", "  containers:\n    - name: a\n      image: busybox\n");
+    let manifest = pod(
+        "x",
+        "  containers:\n    - name: a\n      image: busybox:1.35\n",
+    );
     let mut child = Command::new(podctl_bin())
         .args(["--address", socket.to_str().unwrap(), "run", "-"])
         .env("PODCTL_ROOT", root.path())
@@ -382,7 +386,7 @@ async fn env_and_command_expand_like_the_kubelet() {
         r#"
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       env:
         - name: NAME
           value: world
@@ -416,7 +420,7 @@ async fn memory_empty_dir_is_a_sized_tmpfs_and_host_path_is_checked() {
       hostPath: {{path: {host}, type: DirectoryOrCreate}}
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "grep ' /mem ' /proc/mounts | cut -d' ' -f3; df -k /mem | tail -1 | awk '{{print $2}}'; echo from-pod > /host/out"]
       volumeMounts: [{{name: mem, mountPath: /mem}}, {{name: host, mountPath: /host}}]
 "#,
@@ -435,7 +439,7 @@ async fn memory_empty_dir_is_a_sized_tmpfs_and_host_path_is_checked() {
     let out = f.run(&pod(
         "hostfile",
         &format!(
-            "  volumes:\n    - name: h\n      hostPath: {{path: {}, type: File}}\n  containers:\n    - name: main\n      image: busybox\n      volumeMounts: [{{name: h, mountPath: /h}}]\n",
+            "  volumes:\n    - name: h\n      hostPath: {{path: {}, type: File}}\n  containers:\n    - name: main\n      image: busybox:1.35\n      volumeMounts: [{{name: h, mountPath: /h}}]\n",
             missing.display()
         ),
     ));
@@ -454,10 +458,10 @@ async fn sigterm_stops_the_pod_within_its_grace_period() {
   terminationGracePeriodSeconds: 1
   containers:
     - name: polite
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"]
     - name: stubborn
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "trap '' TERM; echo ready; sleep 1000"]
 "#,
     );
@@ -496,14 +500,14 @@ async fn one_shim_serves_the_whole_pod() {
         r#"
   initContainers:
     - name: init
-      image: busybox
+      image: busybox:1.35
       command: ["sleep", "0.3"]
   containers:
     - name: a
-      image: busybox
+      image: busybox:1.35
       command: ["sleep", "1"]
     - name: b
-      image: busybox
+      image: busybox:1.35
       command: ["sleep", "1"]
 "#,
     );
@@ -561,7 +565,7 @@ async fn finished_pod_keeps_logs_and_status_until_removed() {
     let f = Fixture::new("keep").await;
     let manifest = pod(
         "keep",
-        "  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"echo out; echo err >&2; exit 4\"]\n",
+        "  containers:\n    - name: main\n      image: busybox:1.35\n      command: [\"sh\", \"-c\", \"echo out; echo err >&2; exit 4\"]\n",
     );
     let out = f.podctl(&["run", "-"], Some(&manifest));
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
@@ -591,7 +595,7 @@ async fn host_network_joins_the_host_namespaces_and_others_do_not() {
     let f = Fixture::new("hostnet").await;
     let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
     let host_name = nix::unistd::gethostname().unwrap();
-    let probe = "  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"readlink /proc/self/ns/net; hostname\"]\n";
+    let probe = "  containers:\n    - name: main\n      image: busybox:1.35\n      command: [\"sh\", \"-c\", \"readlink /proc/self/ns/net; hostname\"]\n";
     let out = f.run(&pod("hostnet", &format!("  hostNetwork: true\n{probe}")));
     assert_success(&out, "hostNetwork pod");
     assert_eq!(
@@ -614,7 +618,7 @@ async fn a_second_signal_kills_without_waiting_for_the_grace_period() {
     let f = Fixture::new("kill").await;
     let manifest = pod(
         "kill",
-        "  terminationGracePeriodSeconds: 600\n  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"echo ready; sleep 1000\"]\n",
+        "  terminationGracePeriodSeconds: 600\n  containers:\n    - name: main\n      image: busybox:1.35\n      command: [\"sh\", \"-c\", \"echo ready; sleep 1000\"]\n",
     );
     let mut child = f.spawn(&["run", "--rm", "-"], Some(&manifest));
     f.wait_for_log("kill", "main", "ready");
@@ -652,13 +656,13 @@ async fn main_container_may_run_an_executable_an_init_container_installed() {
       emptyDir: {}
   initContainers:
     - name: install
-      image: busybox
+      image: busybox:1.35
       # Slow enough that the main container's task is created before the tool exists.
       command: ["sh", "-c", "sleep 0.5; printf '#!/bin/sh\necho tool ran\n' > /tools/tool; chmod +x /tools/tool"]
       volumeMounts: [{name: tools, mountPath: /tools}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["/tools/tool"]
       volumeMounts: [{name: tools, mountPath: /tools}]
 "#,
@@ -681,12 +685,12 @@ async fn init_containers_see_volumes_untouched_by_later_containers() {
       emptyDir: {}
   initContainers:
     - name: check
-      image: busybox
+      image: busybox:1.35
       command: ["sh", "-c", "echo \"init sees: [$(ls -A /work)]\"; test -z \"$(ls -A /work)\""]
       volumeMounts: [{name: work, mountPath: /work}]
   containers:
     - name: main
-      image: busybox
+      image: busybox:1.35
       command: ["true"]
       volumeMounts: [{name: work, mountPath: /work}, {name: cache, mountPath: /work/cache}]
 "#,
@@ -722,7 +726,7 @@ async fn a_container_that_cannot_be_specified_fails_the_pod_before_anything_runs
       hostPath: {{path: {}, type: DirectoryOrCreate}}
   initContainers:
     - name: first
-      image: busybox
+      image: busybox:1.35
       command: ["touch", "/out/init-ran"]
       volumeMounts: [{{name: out, mountPath: /out}}]
   containers:
@@ -755,7 +759,7 @@ async fn long_lines_are_cut_into_partial_records() {
     let f = Fixture::new("longline").await;
     let manifest = pod(
         "longline",
-        "  containers:\n    - name: main\n      image: busybox\n      command: [\"sh\", \"-c\", \"head -c 40000 /dev/zero | tr '\\\\0' a; echo; echo short\"]\n",
+        "  containers:\n    - name: main\n      image: busybox:1.35\n      command: [\"sh\", \"-c\", \"head -c 40000 /dev/zero | tr '\\\\0' a; echo; echo short\"]\n",
     );
     let out = f.podctl(&["run", "-"], Some(&manifest));
     assert_success(&out, "podctl run");

@@ -7,6 +7,7 @@ pub mod image;
 pub mod inspect;
 pub mod logs;
 pub mod ps;
+pub mod pulling;
 pub mod rm;
 pub mod run;
 pub mod stop;

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use podctl_proto::{v1, Code};
+use podctl_runtime::image::ImageError;
 use podctl_runtime::lifecycle::{
     self, Event, EventType, LifecycleError, Observer, StopRequest, Stream,
 };
@@ -47,9 +48,9 @@ pub struct Args {
 }
 
 /// Refuses `run -d` with a supervision option given on the command line: a detached pod's
-/// back-off and log rotation are the daemon's. (From the environment they are ignored, as
-/// they may be set for foreground runs and the daemon alike; clap's own conflicts would count
-/// them, so this check runs after parsing.)
+/// back-off, log rotation and registry options are the daemon's. (From the environment they
+/// are ignored, as they may be set for foreground runs and the daemon alike; clap's own
+/// conflicts would count them, so this check runs after parsing.)
 pub fn check_detach(matches: &clap::ArgMatches) -> Result<(), String> {
     let Some(("run", m)) = matches.subcommand() else {
         return Ok(());
@@ -63,7 +64,7 @@ pub fn check_detach(matches: &clap::ArgMatches) -> Result<(), String> {
             let flag = arg.get_long().unwrap_or(arg.get_id().as_str());
             return Err(format!(
                 "the argument '--{flag}' cannot be used with '--detach': a detached pod's \
-                 back-off and log rotation are the daemon's (give them to `podctl daemon`)"
+                 back-off, log rotation and registry options are the daemon's (give them to `podctl daemon`)"
             ));
         }
     }
@@ -74,12 +75,16 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     if args.detach {
         return detach(g, &args.file).await;
     }
-    let opts = args.supervision.run_options(g.root.clone(), args.rm)?;
+    let mut opts = args.supervision.run_options(g.root.clone(), args.rm)?;
+    opts.pull_progress = super::pulling::progress(false);
     let pod = super::load_manifest(&args.file)?;
     let client = super::connect(g).await.map_err(run_failed)?;
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
+    let pulls = opts.pull_cancel.clone();
     tokio::spawn(async move {
         super::wait_for_stop_signal().await;
+        // A pull still under way stops too, and removes what it wrote.
+        pulls.cancel();
         eprintln!(
             "podctl: stopping the pod (the stop signal, then SIGKILL after the grace period; \
              interrupt again to kill at once)"
@@ -105,6 +110,11 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         .await
         .map_err(|e| match e {
             LifecycleError::Reference { .. } | LifecycleError::Handler { .. } => super::invalid(e),
+            LifecycleError::Image(ImageError::PullCancelled { .. }) => Exit {
+                code: super::EXIT_INTERRUPTED,
+                error: e.into(),
+            }
+            .into(),
             e => run_failed(e.into()),
         })?;
     match args.output {

@@ -7,9 +7,11 @@ use std::time::Duration;
 use podctl_runtime::lifecycle::{BackoffPolicy, RunOptions};
 use podctl_runtime::podlogs::{self, LogRotation};
 
-/// Options of the pods' supervision, shared by `run` and `daemon`.
+/// Options of the pods' supervision and image pulls, shared by `run` and `daemon`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SupervisionArgs {
+    #[command(flatten)]
+    pub registry: super::pulling::RegistryArgs,
     /// First delay of the crash-loop back-off before a failed container is restarted
     /// (Kubernetes: 10s); doubles after every restart up to --backoff-cap
     #[arg(long, env = "PODCTL_BACKOFF_BASE", default_value = "10s", value_parser = super::parse_duration)]
@@ -49,6 +51,9 @@ impl SupervisionArgs {
                 max_size: self.log_max_size,
                 max_files: self.log_max_files,
             },
+            registries: self.registry.config(),
+            pull_progress: Default::default(),
+            pull_cancel: Default::default(),
         })
     }
 }
@@ -59,6 +64,11 @@ mod tests {
 
     fn args(base: u64, cap: u64) -> SupervisionArgs {
         SupervisionArgs {
+            registry: crate::commands::pulling::RegistryArgs {
+                authfile: None,
+                insecure_registries: vec![],
+                pull_secrets_dir: "/etc/podctl/pull-secrets".into(),
+            },
             backoff_base: Duration::from_millis(base),
             backoff_cap: Duration::from_millis(cap),
             log_max_size: 1024,

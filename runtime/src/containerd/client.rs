@@ -165,6 +165,30 @@ impl Client {
         Ok(Lease { id })
     }
 
+    /// Makes `lease` hold a resource that exists already (or may: holding a missing one is
+    /// harmless), so that gc cannot take it while the lease's work still counts on it.
+    /// `kind` is containerd's resource type: `content`, or `snapshots/<snapshotter>`.
+    pub async fn add_lease_resource(
+        &self,
+        lease: &Lease,
+        kind: &str,
+        id: &str,
+    ) -> Result<(), ContainerdError> {
+        LeasesClient::new(self.channel.clone())
+            .add_resource(
+                self.req(containerd_client::services::v1::AddResourceRequest {
+                    id: lease.id.clone(),
+                    resource: Some(containerd_client::services::v1::Resource {
+                        id: id.to_string(),
+                        r#type: kind.to_string(),
+                    }),
+                }),
+            )
+            .await
+            .op("leases.add_resource")?;
+        Ok(())
+    }
+
     /// Deletes a lease; resources it alone held become collectable. Missing means done.
     pub async fn delete_lease(&self, lease: &Lease) -> Result<(), ContainerdError> {
         let r = LeasesClient::new(self.channel.clone())
@@ -214,6 +238,7 @@ impl Client {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
+        let started = std::time::Instant::now();
         let reference = format!("podctl-{digest}-{:08x}", rand::random::<u32>());
         let expected = digest.to_string();
         let (tx, rx) = tokio::sync::mpsc::channel::<WriteContentRequest>(2);
@@ -224,7 +249,16 @@ impl Client {
                 let mut offset = 0i64;
                 let mut buf = vec![0u8; WRITE_CHUNK];
                 loop {
-                    let n = reader.read(&mut buf).await?;
+                    // Fill whole chunks: a network stream hands out a few KiB per read, and
+                    // a message per read would multiply the gRPC round trips.
+                    let mut n = 0;
+                    while n < buf.len() {
+                        let read = reader.read(&mut buf[n..]).await?;
+                        if read == 0 {
+                            break;
+                        }
+                        n += read;
+                    }
                     if n == 0 {
                         break;
                     }
@@ -287,6 +321,7 @@ impl Client {
             }),
             (result, _) => result,
         };
+        tracing::debug!(digest, size, elapsed = ?started.elapsed(), ok = result.is_ok(), "content write");
         match result {
             Ok(()) => Ok(true),
             Err(e) if e.is_already_exists() => {

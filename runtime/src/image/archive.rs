@@ -14,13 +14,12 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::document::{self, ConfigHead, Descriptor, Index, Manifest, Platform};
-use super::unpack::{chain_ids, Layer};
+use super::unpack::{self, Layer};
 use super::ImageError;
-use crate::containerd::labels;
 use crate::reference;
 
 /// Largest JSON document (index, manifest, config) podctl reads into memory.
-const MAX_DOCUMENT: u64 = 16 << 20;
+pub(crate) const MAX_DOCUMENT: u64 = 16 << 20;
 
 /// A blob to write into the content store.
 #[derive(Debug)]
@@ -429,28 +428,15 @@ impl Reader {
     fn oci_image(&mut self, target: Descriptor) -> Result<PlannedImage, ImageError> {
         let manifest_desc = if document::is_index(&target.media_type) {
             let (path, index): (_, Index) = self.oci_document(&target, "index")?;
-            let candidates = index
-                .manifests
-                .iter()
-                .enumerate()
-                .map(|(i, m)| ((i, m.clone()), m.platform.clone()))
-                .collect();
-            let (i, chosen) = document::pick_platform(candidates).map_err(|available| {
-                ImageError::NoMatchingPlatform {
-                    what: format!("{}: index {}", self.file.display(), target.digest),
-                    wanted: document::host_platform().to_string(),
-                    available,
-                }
+            let (i, chosen) = document::pick_from_index(&index, || {
+                format!("{}: index {}", self.file.display(), target.digest)
             })?;
             let manifest_desc = chosen;
             let planned = self.oci_manifest(&manifest_desc)?;
             self.blobs.push(PlannedBlob {
                 digest: target.digest.clone(),
                 size: target.size,
-                labels: HashMap::from([(
-                    format!("{}.m.{i}", labels::GC_REF_CONTENT),
-                    manifest_desc.digest.clone(),
-                )]),
+                labels: document::index_labels(i, &manifest_desc.digest),
                 source: BlobSource::File(path),
             });
             return Ok(PlannedImage {
@@ -502,71 +488,34 @@ impl Reader {
         manifest: &Manifest,
         config: &ConfigHead,
     ) -> Result<Vec<Layer>, ImageError> {
-        if manifest.layers.len() != config.rootfs.diff_ids.len() {
-            return Err(self.inconsistent(
-                manifest_digest,
-                format!(
-                    "{} layers but its config {} lists {} diff ids",
-                    manifest.layers.len(),
-                    manifest.config.digest,
-                    config.rootfs.diff_ids.len()
-                ),
-            ));
-        }
-        Ok(manifest
-            .layers
-            .iter()
-            .zip(&config.rootfs.diff_ids)
-            .map(|(l, diff_id)| Layer {
-                media_type: l.media_type.clone(),
-                digest: l.digest.clone(),
-                size: l.size,
-                diff_id: diff_id.clone(),
-            })
-            .collect())
+        unpack::layers_of(manifest, &config.rootfs.diff_ids)
+            .map_err(|problem| self.inconsistent(manifest_digest, problem))
     }
 
     fn push_layer(&mut self, layer: &Layer, source: BlobSource) {
         self.blobs.push(PlannedBlob {
             digest: layer.digest.clone(),
             size: layer.size,
-            labels: HashMap::from([(labels::UNCOMPRESSED.to_string(), layer.diff_id.clone())]),
+            labels: document::layer_labels(&layer.diff_id),
             source,
         });
     }
 
     fn push_config(&mut self, d: &Descriptor, layers: &[Layer], source: BlobSource) {
         let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
-        let mut blob_labels = HashMap::new();
-        if let Some(top) = chain_ids(&diff_ids).pop() {
-            blob_labels.insert(
-                format!("{}.{}", labels::GC_REF_SNAPSHOT, self.snapshotter),
-                top,
-            );
-        }
         self.blobs.push(PlannedBlob {
             digest: d.digest.clone(),
             size: d.size,
-            labels: blob_labels,
+            labels: document::config_labels(&diff_ids, &self.snapshotter),
             source,
         });
     }
 
     fn push_manifest(&mut self, d: &Descriptor, manifest: &Manifest, source: BlobSource) {
-        let mut blob_labels = HashMap::from([(
-            format!("{}.config", labels::GC_REF_CONTENT),
-            manifest.config.digest.clone(),
-        )]);
-        for (i, l) in manifest.layers.iter().enumerate() {
-            blob_labels.insert(
-                format!("{}.l.{i}", labels::GC_REF_CONTENT),
-                l.digest.clone(),
-            );
-        }
         self.blobs.push(PlannedBlob {
             digest: d.digest.clone(),
             size: d.size,
-            labels: blob_labels,
+            labels: document::manifest_labels(manifest),
             source,
         });
     }

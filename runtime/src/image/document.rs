@@ -7,6 +7,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::unpack::chain_ids;
+use crate::containerd::labels;
+
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -152,6 +155,63 @@ pub fn pick_platform<T>(candidates: Vec<(T, Option<Platform>)>) -> Result<T, Vec
         }
     }
     best.map(|(item, _)| item).ok_or(available)
+}
+
+/// The host's entry of an index, with its position; `what` names the index in the error that
+/// lists the platforms it has otherwise.
+pub(crate) fn pick_from_index(
+    index: &Index,
+    what: impl FnOnce() -> String,
+) -> Result<(usize, Descriptor), super::ImageError> {
+    let candidates = index
+        .manifests
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ((i, m.clone()), m.platform.clone()))
+        .collect();
+    pick_platform(candidates).map_err(|available| super::ImageError::NoMatchingPlatform {
+        what: what(),
+        wanted: host_platform().to_string(),
+        available,
+    })
+}
+
+/// gc labels of a layer blob: its uncompressed digest, as containerd records it.
+pub(crate) fn layer_labels(diff_id: &str) -> HashMap<String, String> {
+    HashMap::from([(labels::UNCOMPRESSED.to_string(), diff_id.to_string())])
+}
+
+/// gc labels of an image config: it keeps the top snapshot of its layers alive in
+/// `snapshotter`.
+pub(crate) fn config_labels(diff_ids: &[String], snapshotter: &str) -> HashMap<String, String> {
+    chain_ids(diff_ids)
+        .pop()
+        .map(|top| (format!("{}.{snapshotter}", labels::GC_REF_SNAPSHOT), top))
+        .into_iter()
+        .collect()
+}
+
+/// gc labels of a manifest: it keeps its config and layers alive.
+pub(crate) fn manifest_labels(manifest: &Manifest) -> HashMap<String, String> {
+    let mut out = HashMap::from([(
+        format!("{}.config", labels::GC_REF_CONTENT),
+        manifest.config.digest.clone(),
+    )]);
+    for (i, l) in manifest.layers.iter().enumerate() {
+        out.insert(
+            format!("{}.l.{i}", labels::GC_REF_CONTENT),
+            l.digest.clone(),
+        );
+    }
+    out
+}
+
+/// gc labels of an index: it keeps the manifest chosen from it (entry `i`) alive.
+pub(crate) fn index_labels(i: usize, manifest_digest: &str) -> HashMap<String, String> {
+    HashMap::from([(
+        format!("{}.m.{i}", labels::GC_REF_CONTENT),
+        manifest_digest.to_string(),
+    )])
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub enum ImageError {
     /// The image record does not exist in the namespace.
     #[error(
         "image \"{reference}\" not found in containerd namespace \"{namespace}\": \
-         import it with `podctl image import FILE.tar`"
+         pull it with `podctl image pull {reference}` or import it with `podctl image import FILE.tar`"
     )]
     NotFound {
         reference: String,
@@ -201,6 +201,93 @@ pub enum ImageError {
         source: ContainerdError,
     },
 
+    /// Talking to the registry failed (after retries, when `transient`).
+    #[error("pulling {reference}: {action}: {reason}")]
+    Pull {
+        reference: String,
+        action: String,
+        reason: String,
+        /// A broken connection or a server error, worth retrying.
+        transient: bool,
+    },
+
+    /// The registry cannot be reached.
+    #[error(
+        "pulling {reference}: cannot reach registry {registry} over {scheme}: {reason}{hint}",
+        hint = if *scheme == "https" {
+            " (a registry serving plain HTTP must be named with --insecure-registry)"
+        } else {
+            ""
+        }
+    )]
+    Unreachable {
+        reference: String,
+        registry: String,
+        scheme: &'static str,
+        reason: String,
+    },
+
+    /// The registry refused the credentials, or asked for some and none were found.
+    #[error(
+        "pulling {reference}: registry {registry} refused access{hint}",
+        hint = match credentials {
+            Some(file) => format!(" with the credentials from {}", file.display()),
+            None => " without credentials: add them to ~/.docker/config.json, a file given \
+                     with --authfile, or a pull secret named in imagePullSecrets".to_string(),
+        }
+    )]
+    Unauthorized {
+        reference: String,
+        registry: String,
+        credentials: Option<PathBuf>,
+    },
+
+    /// The registry has no such repository, tag or digest.
+    #[error("pulling {reference}: registry {registry} has no {what}")]
+    RemoteNotFound {
+        reference: String,
+        registry: String,
+        what: String,
+    },
+
+    /// The registry served a blob or manifest that does not match its descriptor.
+    #[error(
+        "pulling {reference}: registry {registry} served blob {digest} corrupt: {problem} \
+         (the descriptor says {digest}, {size} bytes); nothing was recorded"
+    )]
+    CorruptDownload {
+        reference: String,
+        registry: String,
+        digest: String,
+        size: u64,
+        problem: String,
+    },
+
+    /// A document served by the registry does not parse.
+    #[error("pulling {reference}: the registry's {kind} {digest} is not valid")]
+    BadRemoteDocument {
+        reference: String,
+        digest: String,
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The pull was interrupted on request; what it had written is gone.
+    #[error("pull of {reference} interrupted; nothing was recorded")]
+    PullCancelled { reference: String },
+
+    /// A credentials file (Docker config, pull secret) is malformed.
+    #[error("{file}: {problem}", file = file.display())]
+    BadCredentials { file: PathBuf, problem: String },
+
+    /// The image is absent and `imagePullPolicy: Never` forbids pulling it.
+    #[error(
+        "container image \"{reference}\" is not present with pull policy of Never: import it \
+         with `podctl image import` or pull it with `podctl image pull`"
+    )]
+    NeverPull { reference: String },
+
     /// A local file operation (temp dir, blob file) failed.
     #[error("{action} {path}", path = path.display())]
     Io {
@@ -209,4 +296,18 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl ImageError {
+    /// Whether a pull that failed this way may succeed when tried again soon (a dropped
+    /// connection, a registry restarting).
+    pub fn is_transient_pull_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Pull {
+                transient: true,
+                ..
+            } | Self::Unreachable { .. }
+        )
+    }
 }

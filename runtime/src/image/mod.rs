@@ -12,8 +12,12 @@
 //! Names are normalized ([`crate::reference::normalize`]) before they are stored or looked up.
 
 mod archive;
+pub mod auth;
 mod document;
 mod error;
+mod policy;
+mod pull;
+mod registry;
 mod store;
 mod unpack;
 
@@ -21,6 +25,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 pub use error::ImageError;
+pub use policy::{ensure, Ensured, PullPolicy};
+pub use pull::{pull, PlannedLayer, PullOptions, PullStep, PulledImage};
+pub use registry::RegistryConfig;
 
 use crate::containerd::{Client, Descriptor, Lease};
 
@@ -39,7 +46,7 @@ pub struct ImportOptions {
     /// Snapshotter to unpack the layers into.
     pub snapshotter: String,
     /// Told about each step, for a progress display.
-    pub progress: Progress,
+    pub progress: Progress<ImportStep>,
     /// Set from elsewhere (a signal handler) to stop the import at its next step; it then
     /// unwinds like a failure, leaving nothing behind.
     pub cancel: Cancel,
@@ -73,40 +80,52 @@ impl Default for ImportOptions {
 }
 
 /// A step of [`import`], as it happens.
-#[derive(Debug, Clone, Copy)]
-pub enum ImportStep<'a> {
+#[derive(Debug, Clone)]
+pub enum ImportStep {
     /// The archive is read and every blob's digest and size checked.
     Verified { blobs: usize, bytes: u64 },
     /// A blob is in the content store; `stored` is false when it was there already.
     Blob {
-        digest: &'a str,
+        digest: String,
         size: u64,
         stored: bool,
     },
     /// An image's layers are unpacked into snapshots.
-    Unpacked { image: &'a str, layers: usize },
+    Unpacked { image: String, layers: usize },
 }
 
-type StepFn = dyn Fn(ImportStep<'_>) + Send + Sync;
+type StepFn<S> = dyn Fn(&S) + Send + Sync;
 
-/// Receives [`ImportStep`]s; does nothing by default.
-#[derive(Clone, Default)]
-pub struct Progress(Option<std::sync::Arc<StepFn>>);
+/// Receives the steps `S` of a long operation ([`ImportStep`], [`PullStep`]); does nothing by
+/// default.
+pub struct Progress<S>(Option<std::sync::Arc<StepFn<S>>>);
 
-impl Progress {
+impl<S> Progress<S> {
     /// Calls `f` for every step.
-    pub fn new(f: impl Fn(ImportStep<'_>) + Send + Sync + 'static) -> Self {
+    pub fn new(f: impl Fn(&S) + Send + Sync + 'static) -> Self {
         Self(Some(std::sync::Arc::new(f)))
     }
 
-    fn report(&self, step: ImportStep<'_>) {
+    fn report(&self, step: S) {
         if let Some(f) = &self.0 {
-            f(step);
+            f(&step);
         }
     }
 }
 
-impl std::fmt::Debug for Progress {
+impl<S> Default for Progress<S> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<S> Clone for Progress<S> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S> std::fmt::Debug for Progress<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() {
             "Progress(..)"
@@ -184,13 +203,7 @@ pub async fn import(
         bytes: archive.blobs.iter().map(|b| b.size).sum(),
     });
 
-    let lease = client
-        .create_lease("import", LEASE_EXPIRY)
-        .await
-        .map_err(|source| ImageError::Containerd {
-            action: "creating the import lease".into(),
-            source,
-        })?;
+    let lease = create_lease(client, "import", &tarball.display().to_string()).await?;
     let result = write_and_record(client, &archive, opts, &lease).await;
     release_lease(client, &lease, result.is_err()).await;
     // Removing the extracted files is blocking work too.
@@ -247,7 +260,7 @@ async fn write_and_record(
                 source,
             })?;
         opts.progress.report(ImportStep::Blob {
-            digest: &blob.digest,
+            digest: blob.digest.clone(),
             size: blob.size,
             stored,
         });
@@ -258,7 +271,7 @@ async fn write_and_record(
         check()?;
         unpack::unpack(client, &image.names[0], snapshotter, &image.layers, lease).await?;
         opts.progress.report(ImportStep::Unpacked {
-            image: &image.names[0],
+            image: image.names[0].clone(),
             layers: image.layers.len(),
         });
         let target = Descriptor {
@@ -284,6 +297,17 @@ async fn write_and_record(
         }
     }
     Ok(imported)
+}
+
+/// Creates the lease an operation (`purpose`: import, pull, unpack) of `what` works under.
+async fn create_lease(client: &Client, purpose: &str, what: &str) -> Result<Lease, ImageError> {
+    client
+        .create_lease(purpose, LEASE_EXPIRY)
+        .await
+        .map_err(|source| ImageError::Containerd {
+            action: format!("creating a lease to {purpose} {what}"),
+            source,
+        })
 }
 
 /// Deletes a lease at the end of an operation. After a failure, waits for gc so that what the

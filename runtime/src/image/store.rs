@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::document::{self, ConfigHead, Index, Manifest};
 use super::unpack::{self, Layer};
-use super::{release_lease, ImageError, ImageSummary, ResolvedImage, LEASE_EXPIRY};
+use super::{create_lease, release_lease, ImageError, ImageSummary, ResolvedImage};
 use crate::containerd::{labels, Client, ContainerdError, Descriptor};
 use crate::reference;
 
@@ -46,20 +46,8 @@ async fn load(client: &Client, reference: &str, target: &Descriptor) -> Result<S
     let manifest_digest = if document::is_index(&target.media_type) {
         let (_, index): (_, Index) =
             read_document(client, reference, &target.digest, "index").await?;
-        let candidates = index
-            .manifests
-            .into_iter()
-            .map(|m| {
-                let p = m.platform.clone();
-                (m, p)
-            })
-            .collect();
-        document::pick_platform(candidates)
-            .map_err(|available| ImageError::NoMatchingPlatform {
-                what: format!("image {reference}"),
-                wanted: document::host_platform().to_string(),
-                available,
-            })?
+        document::pick_from_index(&index, || format!("image {reference}"))?
+            .1
             .digest
     } else if document::is_manifest(&target.media_type) {
         target.digest.clone()
@@ -174,17 +162,12 @@ pub(super) async fn resolve(
             source,
         })?;
     let diff_ids = &stored.config.rootfs.diff_ids;
-    if diff_ids.len() != stored.manifest.layers.len() {
-        return Err(ImageError::BadStoredImage {
-            reference: name,
-            problem: format!(
-                "its manifest has {} layers but its config {} lists {} diff ids",
-                stored.manifest.layers.len(),
-                stored.config_digest,
-                diff_ids.len()
-            ),
-        });
-    }
+    let layers = unpack::layers_of(&stored.manifest, diff_ids).map_err(|problem| {
+        ImageError::BadStoredImage {
+            reference: name.clone(),
+            problem,
+        }
+    })?;
     let chain_id = unpack::chain_ids(diff_ids).pop().unwrap_or_default();
     let unpacked = chain_id.is_empty()
         || client
@@ -196,18 +179,6 @@ pub(super) async fn resolve(
             })?
             .is_some();
     if !unpacked {
-        let layers: Vec<Layer> = stored
-            .manifest
-            .layers
-            .iter()
-            .zip(diff_ids)
-            .map(|(l, diff_id)| Layer {
-                media_type: l.media_type.clone(),
-                digest: l.digest.clone(),
-                size: l.size,
-                diff_id: diff_id.clone(),
-            })
-            .collect();
         unpack_for(client, &name, snapshotter, &layers, &stored.config_digest).await?;
     }
     Ok(ResolvedImage {
@@ -227,13 +198,7 @@ async fn unpack_for(
     config_digest: &str,
 ) -> Result<(), ImageError> {
     tracing::info!(image = %name, snapshotter, "unpacking image");
-    let lease = client
-        .create_lease("unpack", LEASE_EXPIRY)
-        .await
-        .map_err(|source| ImageError::Containerd {
-            action: format!("creating a lease to unpack {name}"),
-            source,
-        })?;
+    let lease = create_lease(client, "unpack", name).await?;
     let result = async {
         let top = unpack::unpack(client, name, snapshotter, layers, &lease).await?;
         let gc_label = HashMap::from([(format!("{}.{snapshotter}", labels::GC_REF_SNAPSHOT), top)]);

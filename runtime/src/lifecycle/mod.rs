@@ -186,6 +186,12 @@ pub struct RunOptions {
     pub backoff: BackoffPolicy,
     /// When container log files are rotated, and how many of a run are kept.
     pub log_rotation: crate::podlogs::LogRotation,
+    /// How images are pulled: credentials, plain-HTTP registries.
+    pub registries: crate::image::RegistryConfig,
+    /// Told about each step of an image pull, for a progress display.
+    pub pull_progress: crate::image::Progress<crate::image::PullStep>,
+    /// Stops the admission's image pulls (a stop asked for before the pod started).
+    pub pull_cancel: crate::image::Cancel,
 }
 
 /// The state directory of a pod.
@@ -356,7 +362,7 @@ pub async fn admit(
     }
 
     tracing::debug!(pod = %name, "resolving images, creating the sandbox");
-    let plan = plan_containers(client, &pod, &opts.snapshotter);
+    let plan = plan_containers(client, &pod, opts, false);
     let sandbox = {
         let dir = dir.clone();
         let pod = pod.clone();
@@ -397,6 +403,16 @@ pub async fn admit(
         Some(&dir),
         observer,
     );
+    for step in &plan {
+        for (reason, message) in &step.image_events {
+            shared.event(
+                EventType::Normal,
+                reason,
+                Some(&step.container.name),
+                message.clone(),
+            );
+        }
+    }
     let ctx = PodContext::new(client, pod, dir, sandbox, shim_group, opts);
     Ok(Admitted {
         ctx,

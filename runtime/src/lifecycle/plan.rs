@@ -2,7 +2,7 @@
 //! turn: record, rootfs snapshot, stdout/stderr FIFOs and the created task, so that only
 //! `Tasks.Start` waits on the previous init container's exit.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 use super::container::Prepared;
 use super::probing::Handlers;
 use super::recover::Recovery;
-use super::{LifecycleError, Observer, PodContext};
+use super::{LifecycleError, Observer, PodContext, RunOptions};
 use crate::containerd::Client;
-use crate::image::{self, ResolvedImage};
+use crate::image::{self, PullOptions, PullPolicy, ResolvedImage};
 use crate::reference;
 use crate::status::Role;
 
@@ -25,14 +25,20 @@ pub(crate) struct Step {
     pub role: Role,
     pub image: Arc<ResolvedImage>,
     pub handlers: Handlers,
+    /// The kubelet's image events for this container (reason, message), recorded once the
+    /// pod is admitted.
+    pub image_events: Vec<(&'static str, String)>,
 }
 
-/// The pod's containers in start order (init, then main), each distinct image resolved once
-/// and all at once; a missing image fails before anything is created.
+/// The pod's containers in start order (init, then main), each distinct image made available
+/// once, per the strongest `imagePullPolicy` of the containers naming it, and all at once; a
+/// missing image or a failed pull fails before anything is created. `adopting` (a pod found
+/// running) never pulls an image that is present, whatever the policy.
 pub(crate) async fn plan_containers(
     client: &Client,
     pod: &Pod,
-    snapshotter: &str,
+    opts: &RunOptions,
+    adopting: bool,
 ) -> Result<Vec<Arc<Step>>, LifecycleError> {
     let spec = pod.spec.as_ref();
     let inits = spec
@@ -40,6 +46,7 @@ pub(crate) async fn plan_containers(
         .unwrap_or_default();
     let mains = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
     let mut names = Vec::new();
+    let mut policies: BTreeMap<String, PullPolicy> = BTreeMap::new();
     for (field, list) in [("initContainers", inits), ("containers", mains)] {
         for (index, c) in list.iter().enumerate() {
             let role = match (field, c.restart_policy.as_deref()) {
@@ -54,31 +61,87 @@ pub(crate) async fn plan_containers(
                 index,
                 source,
             })?;
+            let mut policy = PullPolicy::of(c.image_pull_policy.as_deref(), &name);
+            if adopting && policy == PullPolicy::Always {
+                policy = PullPolicy::IfNotPresent;
+            }
+            let strongest = policies.entry(name.clone()).or_insert(policy);
+            *strongest = strongest_of(*strongest, policy);
             names.push((c, role, name, handlers));
         }
     }
-    let distinct: BTreeSet<&str> = names.iter().map(|(_, _, n, _)| n.as_str()).collect();
-    let resolved = join_all(
-        distinct
+    let pull_secrets: Vec<String> = spec
+        .and_then(|s| s.image_pull_secrets.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    let pull = PullOptions {
+        registries: opts.registries.clone(),
+        pull_secrets,
+        snapshotter: opts.snapshotter.clone(),
+        progress: opts.pull_progress.clone(),
+        cancel: opts.pull_cancel.clone(),
+    };
+    let ensured = join_all(
+        policies
             .iter()
-            .map(|n| image::resolve(client, n, snapshotter)),
+            .map(|(name, policy)| image::ensure(client, name, *policy, &pull)),
     )
     .await;
     let mut images = HashMap::new();
-    for (name, r) in distinct.into_iter().zip(resolved) {
-        images.insert(name, Arc::new(r?));
+    for ((name, _), r) in policies.iter().zip(ensured) {
+        images.insert(name.as_str(), r?);
     }
+    let resolved: HashMap<&str, Arc<ResolvedImage>> = images
+        .iter()
+        .map(|(n, e)| (*n, Arc::new(e.image.clone())))
+        .collect();
+    // The kubelet pulls for the first container naming an image; the others find it present.
+    let mut pulled_for: BTreeSet<&str> = BTreeSet::new();
     Ok(names
         .iter()
         .map(|(c, role, name, handlers)| {
+            let raw = c.image.as_deref().unwrap_or_default();
+            let ensured = &images[name.as_str()];
+            let first = pulled_for.insert(name.as_str());
+            let image_events = match &ensured.pulled {
+                Some(p) if first => vec![
+                    ("Pulling", format!("Pulling image {raw:?}")),
+                    (
+                        "Pulled",
+                        format!(
+                            "Successfully pulled image {raw:?} in {:.3}s. Image size: {} bytes.",
+                            ensured.elapsed.as_secs_f64(),
+                            p.size
+                        ),
+                    ),
+                ],
+                _ => vec![(
+                    "Pulled",
+                    format!("Container image {raw:?} already present on machine"),
+                )],
+            };
             Arc::new(Step {
                 container: (*c).clone(),
                 role: *role,
-                image: images[name.as_str()].clone(),
+                image: resolved[name.as_str()].clone(),
                 handlers: handlers.clone(),
+                image_events,
             })
         })
         .collect())
+}
+
+/// Of two containers' policies for one image, the one that makes the image available:
+/// `Always` pulls, `IfNotPresent` pulls when missing, `Never` never does.
+fn strongest_of(a: PullPolicy, b: PullPolicy) -> PullPolicy {
+    use PullPolicy::*;
+    match (a, b) {
+        (Always, _) | (_, Always) => Always,
+        (IfNotPresent, _) | (_, IfNotPresent) => IfNotPresent,
+        _ => Never,
+    }
 }
 
 type PrepareHandle = JoinHandle<Result<Prepared, LifecycleError>>;

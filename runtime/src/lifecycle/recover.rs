@@ -88,7 +88,7 @@ pub async fn recover(
             pod: name.to_string(),
         });
     }
-    let plan = plan_containers(client, &pod, &opts.snapshotter).await?;
+    let plan = plan_containers(client, &pod, opts, true).await?;
     let shim_group = std::fs::read_to_string(dir.join(pods::files::SHIM_GROUP))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| format!("{namespace}.{name}.{:016x}", rand::random::<u64>()));

@@ -164,7 +164,7 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         host_users,
         hostname,
         hostname_override,
-        image_pull_secrets,
+        image_pull_secrets: _,
         node_name,
         node_selector,
         os,
@@ -214,7 +214,6 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
     r.unless(p, "hostUsers", host_users.as_ref(), &[&true]);
     r.non_empty(p, "hostname", hostname);
     r.non_empty(p, "hostnameOverride", hostname_override);
-    r.non_empty(p, "imagePullSecrets", image_pull_secrets);
     r.non_empty(p, "nodeName", node_name);
     r.non_empty(p, "nodeSelector", node_selector);
     if let Some(PodOS { name }) = os {
