@@ -160,6 +160,102 @@ async fn hostname_and_hosts_name_the_pod() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_follow_hostname_subdomain_host_aliases_and_dns_settings() {
+    let f = Fixture::new("names").await;
+    // dnsPolicy None: only dnsConfig, in containerd's layout.
+    let out = f.podctl(
+        &["run", "--rm", "--events", "-"],
+        Some(&pod(
+            "named",
+            r#"
+  hostname: box
+  subdomain: db
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: ["10.0.0.10", "fd00::10"]
+    searches: ["svc.example", "example"]
+    options: [{name: ndots, value: "2"}, {name: edns0}]
+  hostAliases:
+    - ip: 10.1.2.3
+      hostnames: [api.internal, api]
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sh", "-c", "hostname; cat /etc/resolv.conf; grep -v '^#' /etc/hosts | grep -e box -e api"]
+"#,
+        )),
+    );
+    assert_success(&out, "podctl run");
+    assert_eq!(
+        lines_of(&out, "main"),
+        [
+            "box",
+            "search svc.example example",
+            "nameserver 10.0.0.10",
+            "nameserver fd00::10",
+            "options ndots:2 edns0",
+            "127.0.1.1\tbox.db.default.svc.cluster.local\tbox",
+            "10.1.2.3\tapi.internal\tapi",
+        ]
+    );
+    assert!(
+        !text(&out.stderr).contains("MissingClusterDNS"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The default policy, ClusterFirst, falls back to the host's resolvers with the kubelet's
+    // warning; dnsConfig is appended to them, and no loopback resolver of the host remains.
+    let out = f.podctl(
+        &["run", "--rm", "--events", "-"],
+        Some(&pod(
+            "fallback",
+            r#"
+  dnsConfig:
+    searches: ["extra.example"]
+    options: [{name: ndots, value: "3"}]
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["cat", "/etc/resolv.conf"]
+"#,
+        )),
+    );
+    assert_success(&out, "podctl run");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Warning MissingClusterDNS pod: podctl has no cluster DNS"),
+        "{stderr}"
+    );
+    let resolv = lines_of(&out, "main");
+    assert!(
+        resolv.iter().any(
+            |l| l.starts_with("search ") && l.ends_with(" extra.example")
+                || l == "search extra.example"
+        ),
+        "{resolv:?}"
+    );
+    assert!(
+        resolv
+            .iter()
+            .any(|l| l.starts_with("options ") && l.contains("ndots:3")),
+        "{resolv:?}"
+    );
+    let nameservers: Vec<&String> = resolv
+        .iter()
+        .filter(|l| l.starts_with("nameserver "))
+        .collect();
+    assert!(!nameservers.is_empty(), "{resolv:?}");
+    assert!(
+        nameservers
+            .iter()
+            .all(|l| !l.contains(" 127.") && !l.ends_with(" ::1")),
+        "{resolv:?}"
+    );
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_mount_refuses_writes() {
     let f = Fixture::new("readonly").await;
     let out = f.run(&pod(

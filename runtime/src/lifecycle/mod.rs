@@ -403,6 +403,17 @@ pub async fn admit(
         Some(&dir),
         observer,
     );
+    if crate::sandbox::dns::missing_cluster_dns(&pod) {
+        // The kubelet's words, on a node without clusterDNS.
+        shared.event(
+            EventType::Warning,
+            "MissingClusterDNS",
+            None,
+            "podctl has no cluster DNS and cannot create Pod using \"ClusterFirst\" policy. \
+             Falling back to \"Default\" policy."
+                .to_string(),
+        );
+    }
     for step in &plan {
         for (reason, message) in &step.image_events {
             shared.event(

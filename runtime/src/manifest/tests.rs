@@ -1,8 +1,8 @@
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, GRPCAction,
-    HTTPGetAction, HTTPHeader, HostPathVolumeSource, Lifecycle, LifecycleHandler,
-    PodSecurityContext, PodSpec, Probe, ResourceRequirements, SleepAction, TCPSocketAction,
-    Toleration, Volume, VolumeMount,
+    HTTPGetAction, HTTPHeader, HostAlias, HostPathVolumeSource, Lifecycle, LifecycleHandler,
+    PodDNSConfig, PodDNSConfigOption, PodSecurityContext, PodSpec, Probe, ResourceRequirements,
+    SleepAction, TCPSocketAction, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -587,6 +587,66 @@ fn kubernetes_rules() {
                 "spec.containers[0].ports[1].protocol: Unsupported value: \"tcp\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
                 "spec.containers[0].ports[3].name: Duplicate value: \"http\"",
             ],
+        ),
+        (
+            "dnsPolicy None needs dnsConfig",
+            |p| spec(p).dns_policy = Some("None".into()),
+            &["spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"],
+        ),
+        (
+            "dnsPolicy None needs a nameserver",
+            |p| {
+                spec(p).dns_policy = Some("None".into());
+                spec(p).dns_config = Some(PodDNSConfig::default());
+            },
+            &["spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"],
+        ),
+        (
+            "dnsConfig",
+            |p| {
+                spec(p).dns_config = Some(PodDNSConfig {
+                    nameservers: Some(vec!["1.1.1.1".into(), "10.0.0.x".into(), "::1".into(), "8.8.8.8".into()]),
+                    searches: Some(vec!["ok.example.".into(), "Bad_Domain".into()]),
+                    options: Some(vec![PodDNSConfigOption { name: Some(String::new()), value: Some("1".into()) }]),
+                })
+            },
+            &[
+                "spec.dnsConfig.nameservers: Invalid value: []string{\"1.1.1.1\", \"10.0.0.x\", \"::1\", \"8.8.8.8\"}: must not have more than 3 nameservers",
+                "spec.dnsConfig.nameservers[1]: Invalid value: \"10.0.0.x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                "spec.dnsConfig.searches[1]: Invalid value: \"Bad_Domain\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                "spec.dnsConfig.options[0]: Required value: must not be empty",
+            ],
+        ),
+        (
+            "hostAliases, hostname and subdomain",
+            |p| {
+                spec(p).host_aliases = Some(vec![
+                    HostAlias { ip: "10.1.2.3".into(), hostnames: Some(vec!["db.local".into()]) },
+                    HostAlias { ip: "db".into(), hostnames: Some(vec!["UPPER".into()]) },
+                ]);
+                spec(p).hostname = Some("web_1".into());
+                spec(p).subdomain = Some("a.b".into());
+            },
+            &[
+                "spec.hostAliases[1].ip: Invalid value: \"db\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                "spec.hostAliases[1].hostnames[0]: Invalid value: \"UPPER\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                "spec.hostname: Invalid value: \"web_1\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                "spec.subdomain: Invalid value: \"a.b\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            ],
+        ),
+        (
+            "names are accepted",
+            |p| {
+                spec(p).dns_policy = Some("None".into());
+                spec(p).dns_config = Some(PodDNSConfig {
+                    nameservers: Some(vec!["10.0.0.10".into()]),
+                    searches: Some(vec!["svc.cluster.local".into()]),
+                    options: Some(vec![PodDNSConfigOption { name: Some("ndots".into()), value: Some("5".into()) }]),
+                });
+                spec(p).hostname = Some("web-1".into());
+                spec(p).subdomain = Some("db".into());
+            },
+            &[],
         ),
         (
             "empty strings mean the defaults",
@@ -1270,8 +1330,6 @@ fn unsupported_fields_are_refused_with_their_path() {
                 s.host_pid = Some(true);
                 s.host_ipc = Some(false);
                 s.share_process_namespace = Some(true);
-                s.dns_policy = Some("None".into());
-                s.hostname = Some("box".into());
                 s.node_name = Some("node-1".into());
                 s.service_account_name = Some("builder".into());
                 s.tolerations = Some(vec![
@@ -1287,9 +1345,7 @@ fn unsupported_fields_are_refused_with_their_path() {
                 });
             },
             &[
-                "spec.dnsPolicy",
                 "spec.hostPID",
-                "spec.hostname",
                 "spec.nodeName",
                 "spec.securityContext",
                 "spec.serviceAccountName",

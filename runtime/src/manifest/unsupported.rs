@@ -154,15 +154,16 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         active_deadline_seconds: _,
         affinity,
         automount_service_account_token,
-        dns_config,
-        dns_policy,
+        // Written into the pod's resolv.conf and hosts file (sandbox::dns, sandbox::files).
+        dns_config: _,
+        dns_policy: _,
         ephemeral_containers,
         eviction_responders,
-        host_aliases,
+        host_aliases: _,
         host_ipc,
         host_pid,
         host_users,
-        hostname,
+        hostname: _,
         hostname_override,
         image_pull_secrets: _,
         node_name,
@@ -184,7 +185,7 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         service_account_name,
         set_hostname_as_fqdn,
         share_process_namespace,
-        subdomain,
+        subdomain: _,
         tolerations,
         topology_spread_constraints,
     } = spec;
@@ -197,22 +198,12 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         automount_service_account_token.as_ref(),
         &[&false],
     );
-    r.non_empty(p, "dnsConfig", dns_config);
-    // Without cluster DNS the kubelet falls back to the host's resolv.conf for both.
-    r.unless(
-        p,
-        "dnsPolicy",
-        dns_policy.as_deref(),
-        &["", "ClusterFirst", "Default"],
-    );
     r.non_empty(p, "ephemeralContainers", ephemeral_containers);
     r.non_empty(p, "evictionResponders", eviction_responders);
-    r.non_empty(p, "hostAliases", host_aliases);
     r.unless(p, "hostIPC", host_ipc.as_ref(), &[&false]);
     r.unless(p, "hostPID", host_pid.as_ref(), &[&false]);
     // Default true (the host's user namespace); false asks for a user namespace.
     r.unless(p, "hostUsers", host_users.as_ref(), &[&true]);
-    r.non_empty(p, "hostname", hostname);
     r.non_empty(p, "hostnameOverride", hostname_override);
     r.non_empty(p, "nodeName", node_name);
     r.non_empty(p, "nodeSelector", node_selector);
@@ -268,7 +259,6 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         share_process_namespace.as_ref(),
         &[&false],
     );
-    r.non_empty(p, "subdomain", subdomain);
     r.non_empty(p, "tolerations", tolerations);
     r.non_empty(p, "topologySpreadConstraints", topology_spread_constraints);
 

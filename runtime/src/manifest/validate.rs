@@ -205,6 +205,21 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
         spec.dns_policy.as_deref(),
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
     );
+    dns(v, spec);
+    for (i, alias) in spec.host_aliases.iter().flatten().enumerate() {
+        let path = format!("spec.hostAliases[{i}]");
+        valid_ip(v, &format!("{path}.ip"), &alias.ip);
+        for (j, name) in alias.hostnames.iter().flatten().enumerate() {
+            dns_subdomain(v, &format!("{path}.hostnames[{j}]"), name);
+        }
+    }
+    for (field, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
+        if let Some(value) = value.as_deref().filter(|h| !h.is_empty()) {
+            for msg in dns1123_label(value) {
+                v.invalid(format!("spec.{field}"), value, msg);
+            }
+        }
+    }
     if let Some(secs) = spec.active_deadline_seconds {
         if !(1..=i64::from(i32::MAX)).contains(&secs) {
             v.invalid_number(
@@ -222,6 +237,103 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
             );
         }
     }
+}
+
+/// `validatePodDNSConfig`, with the limits of expanded DNS configuration (GA in 1.28).
+fn dns(v: &mut Errors, spec: &PodSpec) {
+    let config = spec.dns_config.as_ref();
+    if spec.dns_policy.as_deref() == Some("None") {
+        match config {
+            None => {
+                v.push(
+                    "spec.dnsConfig",
+                    "Required value: must provide `dnsConfig` when `dnsPolicy` is None",
+                );
+                return;
+            }
+            Some(c) if c.nameservers.as_deref().unwrap_or_default().is_empty() => {
+                v.push(
+                    "spec.dnsConfig.nameservers",
+                    "Required value: must provide at least one DNS nameserver when `dnsPolicy` is None",
+                );
+                return;
+            }
+            Some(_) => {}
+        }
+    }
+    let Some(config) = config else { return };
+    let nameservers = config.nameservers.as_deref().unwrap_or_default();
+    if nameservers.len() > 3 {
+        v.push(
+            "spec.dnsConfig.nameservers",
+            format!(
+                "Invalid value: {}: must not have more than 3 nameservers",
+                go_strings(nameservers)
+            ),
+        );
+    }
+    for (i, ns) in nameservers.iter().enumerate() {
+        valid_ip(v, &format!("spec.dnsConfig.nameservers[{i}]"), ns);
+    }
+    let searches = config.searches.as_deref().unwrap_or_default();
+    if searches.len() > 32 {
+        v.push(
+            "spec.dnsConfig.searches",
+            format!(
+                "Invalid value: {}: must not have more than 32 search paths",
+                go_strings(searches)
+            ),
+        );
+    }
+    if searches.join(" ").len() > 2048 {
+        v.push(
+            "spec.dnsConfig.searches",
+            format!(
+                "Invalid value: {}: must not have more than 2048 characters (including spaces) in the search list",
+                go_strings(searches)
+            ),
+        );
+    }
+    for (i, search) in searches.iter().enumerate() {
+        // A trailing dot is fine.
+        dns_subdomain(
+            v,
+            &format!("spec.dnsConfig.searches[{i}]"),
+            search.strip_suffix('.').unwrap_or(search),
+        );
+    }
+    for (i, option) in config.options.iter().flatten().enumerate() {
+        if option.name.as_deref().unwrap_or_default().is_empty() {
+            v.push(
+                format!("spec.dnsConfig.options[{i}]"),
+                "Required value: must not be empty",
+            );
+        }
+    }
+}
+
+/// apimachinery's `IsValidIP`.
+fn valid_ip(v: &mut Errors, path: &str, ip: &str) {
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        v.invalid(
+            path,
+            ip,
+            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        );
+    }
+}
+
+/// `ValidateDNS1123Subdomain`.
+fn dns_subdomain(v: &mut Errors, path: &str, name: &str) {
+    for msg in dns1123_subdomain(name) {
+        v.invalid(path, name, msg);
+    }
+}
+
+/// A string list as Go's `%#v` prints it in kubectl's messages.
+fn go_strings(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
 }
 
 fn unique_name<'a>(v: &mut Errors, path: &str, c: &'a Container, seen: &mut HashSet<&'a str>) {

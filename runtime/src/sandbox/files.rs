@@ -13,8 +13,9 @@ use super::SandboxError;
 /// The kubelet writes one `<podIP>\t<hostname>` line per pod IP. podctl pods have no IP
 /// (loopback only, no CNI yet), so the hostname is mapped to 127.0.1.1, Debian's convention
 /// for "this host's name", which keeps `getent hosts $(hostname)` and software that resolves
-/// its own name working. This line is podctl's choice, not upstream behaviour.
-pub(crate) fn managed_hosts(hostname: &str, aliases: &[HostAlias]) -> String {
+/// its own name working. This line is podctl's choice, not upstream behaviour. With a
+/// `subdomain`, the line names the FQDN first, as the kubelet's does.
+pub(crate) fn managed_hosts(hostname: &str, fqdn: Option<&str>, aliases: &[HostAlias]) -> String {
     let mut out = String::from(concat!(
         "# Kubernetes-managed hosts file.\n",
         "127.0.0.1\tlocalhost\n",
@@ -24,9 +25,34 @@ pub(crate) fn managed_hosts(hostname: &str, aliases: &[HostAlias]) -> String {
         "fe00::1\tip6-allnodes\n",
         "fe00::2\tip6-allrouters\n",
     ));
-    out.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    match fqdn {
+        Some(fqdn) => out.push_str(&format!("127.0.1.1\t{fqdn}\t{hostname}\n")),
+        None => out.push_str(&format!("127.0.1.1\t{hostname}\n")),
+    }
     out.push_str(&host_aliases(aliases));
     out
+}
+
+/// The cluster domain FQDNs end in: podctl has no cluster, and uses Kubernetes' usual one so
+/// that names look as they would on a cluster.
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// `<hostname>.<subdomain>.<namespace>.svc.<cluster domain>` when the pod has a `subdomain`.
+pub(crate) fn pod_fqdn(pod: &Pod, hostname: &str) -> Option<String> {
+    let subdomain = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.subdomain.as_deref())
+        .filter(|s| !s.is_empty())?;
+    let namespace = pod
+        .metadata
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default");
+    Some(format!(
+        "{hostname}.{subdomain}.{namespace}.svc.{CLUSTER_DOMAIN}"
+    ))
 }
 
 /// The kubelet's hosts file for `hostNetwork` pods (`nodeHostsFileContent`): the node's file
@@ -99,8 +125,29 @@ pub(crate) fn hosts_for(pod: &Pod, hostname: &str) -> Result<String, SandboxErro
             aliases,
         ))
     } else {
-        Ok(managed_hosts(hostname, aliases))
+        Ok(managed_hosts(
+            hostname,
+            pod_fqdn(pod, hostname).as_deref(),
+            aliases,
+        ))
     }
+}
+
+/// `/etc/resolv.conf` content for the pod (see [`super::dns`]).
+pub(crate) fn resolv_conf_for(pod: &Pod) -> Result<String, SandboxError> {
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let host = read_host_file(Path::new("/etc/resolv.conf"))?;
+    let upstream = read_host_file(Path::new(super::dns::RESOLVED_UPSTREAM))?;
+    let host = super::dns::host_config(
+        &host,
+        Some(upstream.as_str()).filter(|u| !u.is_empty()),
+        host_network,
+    );
+    Ok(super::dns::pod_config(pod, host).render())
 }
 
 #[cfg(test)]
@@ -120,7 +167,7 @@ mod tests {
             },
         ];
         assert_eq!(
-            managed_hosts("web", &aliases),
+            managed_hosts("web", None, &aliases),
             "# Kubernetes-managed hosts file.\n\
              127.0.0.1\tlocalhost\n\
              ::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -134,7 +181,20 @@ mod tests {
              10.1.2.3\tfoo.local\tbar.local\n\
              10.1.2.4\tbaz\n"
         );
-        assert!(!managed_hosts("web", &[]).contains("HostAliases"));
+        assert!(!managed_hosts("web", None, &[]).contains("HostAliases"));
+    }
+
+    #[test]
+    fn a_subdomain_puts_the_fqdn_first() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "team"},
+            "spec": {"containers": [], "subdomain": "db"}
+        }))
+        .unwrap();
+        let fqdn = pod_fqdn(&pod, "web").unwrap();
+        assert_eq!(fqdn, "web.db.team.svc.cluster.local");
+        assert!(managed_hosts("web", Some(&fqdn), &[])
+            .contains("127.0.1.1\tweb.db.team.svc.cluster.local\tweb\n"));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //!
 //! This module is the only place in podctl that makes raw namespace/mount syscalls.
 
+pub mod dns;
 mod files;
 mod mounts;
 mod namespaces;
@@ -259,12 +260,7 @@ impl Sandbox {
 
         files::write_file(&self.hostname, &format!("{}\n", self.hostname_value))?;
         files::write_file(&self.hosts, &files::hosts_for(pod, &self.hostname_value)?)?;
-        // The kubelet without cluster DNS falls back to the node's resolver config, and
-        // containerd copies the host file when given no DNS config: same result.
-        files::write_file(
-            &self.resolv_conf,
-            &files::read_host_file(Path::new("/etc/resolv.conf"))?,
-        )?;
+        files::write_file(&self.resolv_conf, &files::resolv_conf_for(pod)?)?;
 
         namespaces::create(&namespaces::NamespacePlan {
             pod: &pod_name(pod),
