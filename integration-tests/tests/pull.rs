@@ -99,8 +99,8 @@ fn pod_with_image(name: &str, image: &str, policy: Option<&str>) -> String {
     )
 }
 
-fn event_reasons(f: &Fixture, out: &std::process::Output) -> Vec<String> {
-    let _ = f;
+/// The reasons of the events `run --events` printed, in order.
+fn event_reasons(out: &std::process::Output) -> Vec<String> {
     text(&out.stderr)
         .lines()
         .filter_map(|l| l.strip_prefix("podctl: event "))
@@ -168,7 +168,7 @@ async fn pulls_by_tag_and_digest_and_runs_per_pull_policy() {
         "{}",
         text(&out.stderr)
     );
-    assert!(!event_reasons(&f, &out).contains(&"Pulling".to_string()));
+    assert!(!event_reasons(&out).contains(&"Pulling".to_string()));
 
     // Always asks the registry, which is gone: a clear error, exit 125, nothing created.
     let (b, i) = (blobs(&f).await, images(&f).await);
@@ -219,7 +219,7 @@ async fn always_pulls_a_retagged_image_and_a_missing_one_is_pulled_on_run() {
         Some(&pod_with_image("fresh", &reference, None)),
     );
     assert_success(&out, "run pulling a missing image");
-    let reasons = event_reasons(&f, &out);
+    let reasons = event_reasons(&out);
     let pulls: Vec<&String> = reasons.iter().filter(|r| r.starts_with("Pull")).collect();
     assert_eq!(pulls, ["Pulling", "Pulled"], "{reasons:?}");
     assert!(text(&out.stdout).contains("ran from the pulled image"));

@@ -404,7 +404,7 @@ pub async fn admit(
         observer,
     );
     if crate::sandbox::dns::missing_cluster_dns(&pod) {
-        // The kubelet's words, on a node without clusterDNS.
+        // After the kubelet's event on a node without clusterDNS.
         shared.event(
             EventType::Warning,
             "MissingClusterDNS",

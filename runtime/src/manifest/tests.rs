@@ -613,7 +613,7 @@ fn kubernetes_rules() {
             &[
                 "spec.dnsConfig.nameservers: Invalid value: []string{\"1.1.1.1\", \"10.0.0.x\", \"::1\", \"8.8.8.8\"}: must not have more than 3 nameservers",
                 "spec.dnsConfig.nameservers[1]: Invalid value: \"10.0.0.x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
-                "spec.dnsConfig.searches[1]: Invalid value: \"Bad_Domain\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                "spec.dnsConfig.searches[1]: Invalid value: \"Bad_Domain\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*')",
                 "spec.dnsConfig.options[0]: Required value: must not be empty",
             ],
         ),
@@ -631,7 +631,7 @@ fn kubernetes_rules() {
                 "spec.hostAliases[1].ip: Invalid value: \"db\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
                 "spec.hostAliases[1].hostnames[0]: Invalid value: \"UPPER\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
                 "spec.hostname: Invalid value: \"web_1\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
-                "spec.subdomain: Invalid value: \"a.b\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                "spec.subdomain: Invalid value: \"a.b\": must not contain dots",
             ],
         ),
         (
@@ -640,7 +640,7 @@ fn kubernetes_rules() {
                 spec(p).dns_policy = Some("None".into());
                 spec(p).dns_config = Some(PodDNSConfig {
                     nameservers: Some(vec!["10.0.0.10".into()]),
-                    searches: Some(vec!["svc.cluster.local".into()]),
+                    searches: Some(vec!["svc.cluster.local".into(), "_sip._tcp.example.".into(), ".".into()]),
                     options: Some(vec![PodDNSConfigOption { name: Some("ndots".into()), value: Some("5".into()) }]),
                 });
                 spec(p).hostname = Some("web-1".into());

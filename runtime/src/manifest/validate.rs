@@ -31,6 +31,12 @@ const DNS1123_SUBDOMAIN_FMT: &str = "a lowercase RFC 1123 subdomain must consist
     alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
     (e.g. 'example.com', regex used for validation is \
     '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+/// apimachinery's `IsDNS1123SubdomainWithUnderscore`, which `dnsConfig.searches` use since
+/// RelaxedDNSSearchValidation went GA (1.34).
+const DNS1123_SUBDOMAIN_UNDERSCORE_FMT: &str = "a lowercase RFC 1123 subdomain must consist of \
+    lower case alphanumeric characters, '_', '-' or '.', and must start and end with an \
+    alphanumeric character (e.g. 'example.com', regex used for validation is \
+    '_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*')";
 const ENV_VAR_NAME_FMT: &str = "a valid environment variable name must consist of alphabetic \
     characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  \
     or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
@@ -295,12 +301,19 @@ fn dns(v: &mut Errors, spec: &PodSpec) {
         );
     }
     for (i, search) in searches.iter().enumerate() {
-        // A trailing dot is fine.
-        dns_subdomain(
-            v,
-            &format!("spec.dnsConfig.searches[{i}]"),
-            search.strip_suffix('.').unwrap_or(search),
-        );
+        // The root domain is fine, and so is a trailing dot.
+        if search == "." {
+            continue;
+        }
+        let search = search.strip_suffix('.').unwrap_or(search);
+        let path = format!("spec.dnsConfig.searches[{i}]");
+        if search.len() > 253 {
+            v.invalid(&path, search, "must be no more than 253 characters");
+        }
+        let label = |l: &str| is_label(l.strip_prefix('_').unwrap_or(l).replace('_', "-").as_str());
+        if !search.split('.').all(label) {
+            v.invalid(&path, search, DNS1123_SUBDOMAIN_UNDERSCORE_FMT);
+        }
     }
     for (i, option) in config.options.iter().flatten().enumerate() {
         if option.name.as_deref().unwrap_or_default().is_empty() {
@@ -857,7 +870,12 @@ pub(super) fn dns1123_label(s: &str) -> Vec<&'static str> {
         problems.push("must be no more than 63 characters");
     }
     if !is_label(s) {
-        problems.push(DNS1123_LABEL_FMT);
+        // A valid subdomain of the right length can only fail by its dots.
+        problems.push(if s.split('.').all(is_label) {
+            "must not contain dots"
+        } else {
+            DNS1123_LABEL_FMT
+        });
     }
     problems
 }

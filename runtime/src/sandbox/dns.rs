@@ -95,40 +95,37 @@ fn omit_duplicates(items: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// The host's resolvers as a pod sees them.
+pub(crate) struct Host {
+    pub conf: ResolvConf,
+    /// The host had nameservers, all on loopback (dropped: the pod cannot reach them).
+    pub only_loopback: bool,
+}
+
 /// The host's resolver config as a pod sees it. `host` is `/etc/resolv.conf`, `upstream`
-/// systemd-resolved's file (when it exists). In the host's network namespace everything is
-/// reachable and the file is taken as it is.
-pub(crate) fn host_config(host: &str, upstream: Option<&str>, host_network: bool) -> ResolvConf {
+/// systemd-resolved's file (when it exists), taken as it is in place of the stub's, as Docker
+/// takes it. In the host's network namespace everything is reachable and the file is used as
+/// it is.
+pub(crate) fn host_config(host: &str, upstream: Option<&str>, host_network: bool) -> Host {
     let mut conf = ResolvConf::parse(host);
     if host_network {
-        return conf;
+        return Host {
+            conf,
+            only_loopback: false,
+        };
     }
     if let Some(upstream) = upstream {
         if conf.nameservers.iter().any(|ns| ns == RESOLVED_STUB) {
-            let searches = std::mem::take(&mut conf.searches);
-            let options = std::mem::take(&mut conf.options);
             conf = ResolvConf::parse(upstream);
-            // resolved's own file has the search list too; keep the host's when it has none.
-            if conf.searches.is_empty() {
-                conf.searches = searches;
-            }
-            if conf.options.is_empty() {
-                conf.options = options;
-            }
         }
     }
     let had = !conf.nameservers.is_empty();
     conf.nameservers
         .retain(|ns| !ns.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()));
-    if had && conf.nameservers.is_empty() {
-        tracing::warn!(
-            "the host resolves names only through loopback, which pods cannot reach: they get \
-             {} (Docker's fallback)",
-            FALLBACK_NAMESERVERS.join(", ")
-        );
-        conf.nameservers = FALLBACK_NAMESERVERS.iter().map(|s| s.to_string()).collect();
+    Host {
+        only_loopback: had && conf.nameservers.is_empty(),
+        conf,
     }
-    conf
 }
 
 /// Whether the pod's `dnsPolicy` asks for cluster DNS, which podctl has not: the kubelet then
@@ -148,16 +145,34 @@ pub fn missing_cluster_dns(pod: &Pod) -> bool {
     }
 }
 
+/// Whether the pod's resolv.conf starts from nothing (`dnsPolicy: None`): the host's file is
+/// then not read at all.
+pub(crate) fn ignores_host(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.dns_policy.as_deref()) == Some("None")
+}
+
 /// The pod's resolver settings from its `dnsPolicy` and `dnsConfig` over `host` (see
-/// [`host_config`]).
-pub(crate) fn pod_config(pod: &Pod, host: ResolvConf) -> ResolvConf {
+/// [`host_config`]; unused for `dnsPolicy: None`). When nothing reachable is left, Docker's
+/// public resolvers stand in for the host's loopback ones.
+pub(crate) fn pod_config(pod: &Pod, host: Host) -> ResolvConf {
     let spec = pod.spec.as_ref();
-    let none = spec.and_then(|s| s.dns_policy.as_deref()) == Some("None");
-    let base = if none { ResolvConf::default() } else { host };
+    let (base, only_loopback) = if ignores_host(pod) {
+        (ResolvConf::default(), false)
+    } else {
+        (host.conf, host.only_loopback)
+    };
     let mut conf = match spec.and_then(|s| s.dns_config.as_ref()) {
         Some(extra) => append(base, extra),
         None => base,
     };
+    if conf.nameservers.is_empty() && only_loopback {
+        tracing::warn!(
+            "the host resolves names only through loopback, which pods cannot reach: they get \
+             {} (Docker's fallback)",
+            FALLBACK_NAMESERVERS.join(", ")
+        );
+        conf.nameservers = FALLBACK_NAMESERVERS.iter().map(|s| s.to_string()).collect();
+    }
     fit_limits(&mut conf);
     conf
 }
@@ -174,7 +189,8 @@ fn append(mut base: ResolvConf, extra: &PodDNSConfig) -> ResolvConf {
         .options
         .iter()
         .flatten()
-        .map(|o| match o.value.as_deref() {
+        // An empty value is no value: `ndots`, not `ndots:`.
+        .map(|o| match o.value.as_deref().filter(|v| !v.is_empty()) {
             Some(v) => format!("{}:{v}", o.name.as_deref().unwrap_or_default()),
             None => o.name.clone().unwrap_or_default(),
         })
@@ -194,6 +210,8 @@ fn fit_limits(conf: &mut ResolvConf) {
     if conf.searches.len() > MAX_SEARCHES {
         conf.searches.truncate(MAX_SEARCHES);
     }
+    // Some resolvers (glibc 2.28) abort on a search domain longer than a DNS name can be.
+    conf.searches.retain(|s| s.len() <= 253);
     while conf.searches.join(" ").len() > MAX_SEARCH_CHARS {
         conf.searches.pop();
     }
@@ -233,28 +251,48 @@ mod tests {
     #[test]
     fn loopback_resolvers_are_replaced_for_pods_but_not_on_the_host_network() {
         let stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch home.example\n";
-        let upstream = "nameserver 192.168.1.1\nnameserver 127.0.0.1\n";
-        let c = host_config(stub, Some(upstream), false);
-        assert_eq!(c.nameservers, ["192.168.1.1"]);
-        assert_eq!(c.searches, ["home.example"]);
-        assert_eq!(c.options, ["edns0", "trust-ad"]);
-        // Only loopback left: Docker's fallback.
-        let c = host_config("nameserver 127.0.0.1\nnameserver ::1\n", None, false);
-        assert_eq!(c.nameservers, FALLBACK_NAMESERVERS);
+        let upstream = "nameserver 192.168.1.1\nnameserver 127.0.0.1\nsearch lan\n";
+        // resolved's own file is taken as it is (not the stub's options).
+        let h = host_config(stub, Some(upstream), false);
+        assert_eq!(h.conf.nameservers, ["192.168.1.1"]);
+        assert_eq!(h.conf.searches, ["lan"]);
+        assert!(h.conf.options.is_empty());
+        assert!(!h.only_loopback);
+        // Only loopback left: Docker's fallback, unless the pod brings its own nameservers.
+        let only_lo = || host_config("nameserver 127.0.0.1\nnameserver ::1\n", None, false);
+        assert!(only_lo().only_loopback);
+        let plain = pod(Some("Default"), false, None);
+        assert_eq!(
+            pod_config(&plain, only_lo()).nameservers,
+            FALLBACK_NAMESERVERS
+        );
+        let own = PodDNSConfig {
+            nameservers: Some(vec!["10.9.9.9".into()]),
+            ..Default::default()
+        };
+        let with_own = pod(Some("Default"), false, Some(own));
+        assert_eq!(pod_config(&with_own, only_lo()).nameservers, ["10.9.9.9"]);
         // The host network reaches the stub.
         assert_eq!(
-            host_config(stub, Some(upstream), true).nameservers,
+            host_config(stub, Some(upstream), true).conf.nameservers,
             ["127.0.0.53"]
         );
         // A host without any nameserver stays without.
-        assert!(host_config("", None, false).nameservers.is_empty());
+        let empty = host_config("", None, false);
+        assert!(empty.conf.nameservers.is_empty() && !empty.only_loopback);
     }
 
     #[test]
     fn policies_pick_the_base_and_cluster_first_falls_back_with_a_warning() {
-        let host = || ResolvConf::parse(HOST);
+        let host = || Host {
+            conf: ResolvConf::parse(HOST),
+            only_loopback: false,
+        };
         assert!(missing_cluster_dns(&pod(None, false, None)));
-        assert_eq!(pod_config(&pod(None, false, None), host()), host());
+        assert_eq!(
+            pod_config(&pod(None, false, None), host()),
+            ResolvConf::parse(HOST)
+        );
         assert!(!missing_cluster_dns(&pod(Some("Default"), false, None)));
         assert!(
             !missing_cluster_dns(&pod(Some("ClusterFirst"), true, None)),
@@ -290,14 +328,15 @@ mod tests {
                 },
                 PodDNSConfigOption {
                     name: Some("single-request".into()),
-                    value: None,
+                    value: Some(String::new()),
                 },
             ]),
         };
-        let c = pod_config(
-            &pod(Some("Default"), false, Some(extra)),
-            ResolvConf::parse(HOST),
-        );
+        let host = Host {
+            conf: ResolvConf::parse(HOST),
+            only_loopback: false,
+        };
+        let c = pod_config(&pod(Some("Default"), false, Some(extra)), host);
         // Duplicates omitted, then cut to libc's three nameservers.
         assert_eq!(c.nameservers, ["10.0.0.2", "10.0.0.3", "10.0.0.9"]);
         assert_eq!(c.searches, ["corp.example", "lab.example", "svc.example"]);

@@ -135,19 +135,23 @@ pub(crate) fn hosts_for(pod: &Pod, hostname: &str) -> Result<String, SandboxErro
 
 /// `/etc/resolv.conf` content for the pod (see [`super::dns`]).
 pub(crate) fn resolv_conf_for(pod: &Pod) -> Result<String, SandboxError> {
-    let host_network = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.host_network)
-        .unwrap_or(false);
-    let host = read_host_file(Path::new("/etc/resolv.conf"))?;
-    let upstream = read_host_file(Path::new(super::dns::RESOLVED_UPSTREAM))?;
-    let host = super::dns::host_config(
-        &host,
-        Some(upstream.as_str()).filter(|u| !u.is_empty()),
-        host_network,
-    );
-    Ok(super::dns::pod_config(pod, host).render())
+    use super::dns;
+    let host = if dns::ignores_host(pod) {
+        dns::host_config("", None, true)
+    } else {
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let upstream = read_host_file(Path::new(dns::RESOLVED_UPSTREAM))?;
+        dns::host_config(
+            &read_host_file(Path::new("/etc/resolv.conf"))?,
+            Some(upstream.as_str()).filter(|u| !u.is_empty()),
+            host_network,
+        )
+    };
+    Ok(dns::pod_config(pod, host).render())
 }
 
 #[cfg(test)]
