@@ -108,6 +108,10 @@ pub enum OciError {
     UserByName { container: String, user: String },
     #[error("container {container:?}: invalid image user {user:?}")]
     InvalidUser { container: String, user: String },
+    /// `runAsNonRoot` and a process that would run as root: the kubelet's
+    /// CreateContainerConfigError, in its words.
+    #[error("{0}")]
+    RunAsNonRoot(String),
     #[error("container {container:?}: {source}")]
     Command {
         container: String,
@@ -354,6 +358,29 @@ fn process_user(input: &ContainerInput<'_>, image_user: Option<&str>) -> Result<
     }
     if let Some(g) = run_as_group {
         gid = id(g)?;
+    }
+    let non_root = sc
+        .and_then(|s| s.run_as_non_root)
+        .or_else(|| pod_sc.and_then(|s| s.run_as_non_root))
+        .unwrap_or(false);
+    if non_root && uid == 0 {
+        let pod = format!(
+            "{}_{}",
+            input.pod.metadata.name.as_deref().unwrap_or_default(),
+            input.pod.metadata.namespace.as_deref().unwrap_or("default")
+        );
+        // The kubelet's `verifyRunAsNonRoot`.
+        return Err(OciError::RunAsNonRoot(if run_as_user.is_some() {
+            format!(
+                "container's runAsUser breaks non-root policy (pod: {pod:?}, container: {})",
+                c.name
+            )
+        } else {
+            format!(
+                "container has runAsNonRoot and image will run as root (pod: {pod:?}, container: {})",
+                c.name
+            )
+        }));
     }
     let mut additional = vec![gid];
     for g in pod_sc
@@ -963,6 +990,62 @@ mod tests {
         let u = spec.process().as_ref().unwrap().user();
         assert_eq!((u.uid(), u.gid()), (4, 2));
         assert_eq!(u.additional_gids().as_deref(), Some(&[2, 3][..]));
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_root_as_the_kubelet_does() {
+        let root_image = image(json!({"Cmd": ["sh"]}));
+        let with = |sc: serde_json::Value, c: serde_json::Value| {
+            pod(json!({"metadata": {"name": "nr"}, "spec": {
+                "securityContext": sc,
+                "containers": [{"name": "c", "securityContext": c}],
+            }}))
+        };
+        let err = spec_for(
+            &with(json!({"runAsNonRoot": true}), json!({})),
+            &root_image,
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "container has runAsNonRoot and image will run as root (pod: \"nr_default\", container: c)"
+        );
+        let err = spec_for(
+            &with(json!({}), json!({"runAsNonRoot": true, "runAsUser": 0})),
+            &root_image,
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("container's runAsUser breaks non-root policy"),
+            "{err}"
+        );
+        // A non-root uid passes, from the pod or the image; the container may turn it off.
+        assert!(spec_for(
+            &with(json!({"runAsNonRoot": true, "runAsUser": 1000}), json!({})),
+            &root_image,
+            vec![]
+        )
+        .is_ok());
+        let user_image = image(json!({"Cmd": ["sh"], "User": "1000"}));
+        assert!(spec_for(
+            &with(json!({"runAsNonRoot": true}), json!({})),
+            &user_image,
+            vec![]
+        )
+        .is_ok());
+        assert!(spec_for(
+            &with(
+                json!({"runAsNonRoot": true}),
+                json!({"runAsNonRoot": false})
+            ),
+            &root_image,
+            vec![]
+        )
+        .is_ok());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, GRPCAction,
-    HTTPGetAction, HTTPHeader, HostAlias, HostPathVolumeSource, Lifecycle, LifecycleHandler,
-    PodDNSConfig, PodDNSConfigOption, PodSecurityContext, PodSpec, Probe, ResourceRequirements,
-    SleepAction, TCPSocketAction, Toleration, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    GRPCAction, HTTPGetAction, HTTPHeader, HostAlias, HostPathVolumeSource, Lifecycle,
+    LifecycleHandler, PodDNSConfig, PodDNSConfigOption, PodSecurityContext, PodSpec, Probe,
+    ResourceRequirements, SecurityContext, SleepAction, TCPSocketAction, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -647,6 +648,32 @@ fn kubernetes_rules() {
                 spec(p).subdomain = Some("db".into());
             },
             &[],
+        ),
+        (
+            "security contexts",
+            |p| {
+                spec(p).security_context = Some(PodSecurityContext {
+                    run_as_user: Some(-1),
+                    supplemental_groups: Some(vec![5, 3_000_000_000]),
+                    ..Default::default()
+                });
+                app(p).security_context = Some(SecurityContext {
+                    run_as_group: Some(-2),
+                    allow_privilege_escalation: Some(false),
+                    capabilities: Some(Capabilities {
+                        add: Some(vec!["CAP_SYS_ADMIN".into(), "NET_FOO".into()]),
+                        drop: Some(vec!["all".into(), "cap_chown".into()]),
+                    }),
+                    ..Default::default()
+                });
+            },
+            &[
+                "spec.containers[0].securityContext.runAsGroup: Invalid value: -2: must be between 0 and 2147483647, inclusive",
+                "spec.containers[0].securityContext.capabilities.add[1]: Invalid value: \"NET_FOO\": not a Linux capability (e.g. NET_ADMIN or CAP_NET_ADMIN, or ALL)",
+                "spec.containers[0].securityContext: Invalid value: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+                "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+                "spec.securityContext.supplementalGroups[1]: Invalid value: 3000000000: must be between 0 and 2147483647, inclusive",
+            ],
         ),
         (
             "empty strings mean the defaults",
@@ -1341,13 +1368,16 @@ fn unsupported_fields_are_refused_with_their_path() {
                 ]);
                 s.security_context = Some(PodSecurityContext {
                     run_as_user: Some(1000),
+                    fs_group: Some(2000),
+                    supplemental_groups_policy: Some("Strict".into()),
                     ..Default::default()
                 });
             },
             &[
                 "spec.hostPID",
                 "spec.nodeName",
-                "spec.securityContext",
+                "spec.securityContext.fsGroup",
+                "spec.securityContext.supplementalGroupsPolicy",
                 "spec.serviceAccountName",
                 "spec.shareProcessNamespace",
                 "spec.tolerations",

@@ -21,8 +21,8 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, HTTPGetAction, HTTPHeader,
-    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodOS, PodSpec, Probe, SleepAction,
-    TCPSocketAction, Volume, VolumeMount,
+    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodOS, PodSecurityContext, PodSpec, Probe,
+    SecurityContext, SleepAction, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -233,7 +233,9 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
     );
     r.non_empty(p, "schedulingGates", scheduling_gates);
     r.non_empty(p, "schedulingGroup", scheduling_group);
-    r.non_empty(p, "securityContext", security_context);
+    if let Some(sc) = security_context {
+        pod_security_context(r, &join(p, "securityContext"), sc);
+    }
     // "default" is what the API server fills in; it grants nothing here.
     r.unless(
         p,
@@ -292,7 +294,7 @@ fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool, ho
         command: _,
         args: _,
         working_dir: _,
-        // Validated; podctl cannot pull yet, so every value behaves as "use what is there".
+        // Applied when the pod is admitted (`image::ensure`).
         image_pull_policy: _,
         // Judged per kind of container: by the rules and in `pod_spec`.
         restart_policy: _,
@@ -342,7 +344,9 @@ fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool, ho
     r.non_empty(path, "resizePolicy", resize_policy);
     r.non_empty(path, "resources", resources);
     r.non_empty(path, "restartPolicyRules", restart_policy_rules);
-    r.non_empty(path, "securityContext", security_context);
+    if let Some(sc) = security_context {
+        container_security_context(r, &join(path, "securityContext"), sc);
+    }
     r.unless(path, "stdin", stdin.as_ref(), &[&false]);
     r.unless(path, "stdinOnce", stdin_once.as_ref(), &[&false]);
     r.unless(path, "tty", tty.as_ref(), &[&false]);
@@ -530,4 +534,64 @@ fn volume(r: &mut Refusals, path: &str, v: &Volume) {
         // Both fields are supported; named so that a new one is noticed.
         let HostPathVolumeSource { path: _, type_: _ } = h;
     }
+}
+
+/// The pod's security context: the user and groups its processes run as are honoured
+/// (`oci::container_spec`, `runAsNonRoot` checked there); the rest is refused by name.
+fn pod_security_context(r: &mut Refusals, path: &str, sc: &PodSecurityContext) {
+    let PodSecurityContext {
+        run_as_user: _,
+        run_as_group: _,
+        run_as_non_root: _,
+        supplemental_groups: _,
+        app_armor_profile,
+        fs_group,
+        fs_group_change_policy,
+        se_linux_change_policy,
+        se_linux_options,
+        seccomp_profile,
+        supplemental_groups_policy,
+        sysctls,
+        windows_options,
+    } = sc;
+    r.present(path, "appArmorProfile", app_armor_profile);
+    r.present(path, "fsGroup", fs_group);
+    r.present(path, "fsGroupChangePolicy", fs_group_change_policy);
+    r.present(path, "seLinuxChangePolicy", se_linux_change_policy);
+    r.non_empty(path, "seLinuxOptions", se_linux_options);
+    r.present(path, "seccompProfile", seccomp_profile);
+    r.unless(
+        path,
+        "supplementalGroupsPolicy",
+        supplemental_groups_policy.as_deref(),
+        &["Merge"],
+    );
+    r.non_empty(path, "sysctls", sysctls);
+    r.non_empty(path, "windowsOptions", windows_options);
+}
+
+/// A container's security context: user, groups, `runAsNonRoot`, capabilities,
+/// `readOnlyRootFilesystem` and `allowPrivilegeEscalation` are honoured; the rest is refused
+/// by name (`privileged: false` and `procMount: Default` are the defaults, so they pass).
+fn container_security_context(r: &mut Refusals, path: &str, sc: &SecurityContext) {
+    let SecurityContext {
+        run_as_user: _,
+        run_as_group: _,
+        run_as_non_root: _,
+        read_only_root_filesystem: _,
+        allow_privilege_escalation: _,
+        capabilities: _,
+        app_armor_profile,
+        privileged,
+        proc_mount,
+        se_linux_options,
+        seccomp_profile,
+        windows_options,
+    } = sc;
+    r.present(path, "appArmorProfile", app_armor_profile);
+    r.unless(path, "privileged", privileged.as_ref(), &[&false]);
+    r.unless(path, "procMount", proc_mount.as_deref(), &["Default"]);
+    r.non_empty(path, "seLinuxOptions", se_linux_options);
+    r.present(path, "seccompProfile", seccomp_profile);
+    r.non_empty(path, "windowsOptions", windows_options);
 }

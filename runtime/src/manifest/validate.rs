@@ -14,8 +14,8 @@ use std::path::{Component, Path};
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, ExecAction, GRPCAction, HTTPGetAction,
-    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSpec, Probe, SleepAction,
-    TCPSocketAction, Volume, VolumeMount,
+    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSpec, Probe, SecurityContext,
+    SleepAction, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -212,6 +212,14 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
     );
     dns(v, spec);
+    if let Some(sc) = &spec.security_context {
+        let path = "spec.securityContext";
+        id_in_range(v, &format!("{path}.runAsUser"), sc.run_as_user);
+        id_in_range(v, &format!("{path}.runAsGroup"), sc.run_as_group);
+        for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
+            id_in_range(v, &format!("{path}.supplementalGroups[{i}]"), Some(*g));
+        }
+    }
     for (i, alias) in spec.host_aliases.iter().flatten().enumerate() {
         let path = format!("spec.hostAliases[{i}]");
         valid_ip(v, &format!("{path}.ip"), &alias.ip);
@@ -325,6 +333,55 @@ fn dns(v: &mut Errors, spec: &PodSpec) {
     }
 }
 
+/// apimachinery's `IsValidUserID` / `IsValidGroupID`.
+fn id_in_range(v: &mut Errors, path: &str, id: Option<i64>) {
+    if let Some(id) = id.filter(|id| !(0..=i64::from(i32::MAX)).contains(id)) {
+        v.invalid_number(
+            path,
+            id,
+            &format!("must be between 0 and {}, inclusive", i32::MAX),
+        );
+    }
+}
+
+/// A container's security context: ids, the no_new_privs conflict the API server refuses,
+/// and capability names (which Kubernetes leaves to the runtime to refuse, after the pod
+/// exists; podctl refuses them before).
+fn container_security(v: &mut Errors, path: &str, sc: &SecurityContext) {
+    id_in_range(v, &format!("{path}.runAsUser"), sc.run_as_user);
+    id_in_range(v, &format!("{path}.runAsGroup"), sc.run_as_group);
+    let caps = sc.capabilities.as_ref();
+    for (field, list) in [
+        ("add", caps.and_then(|c| c.add.as_deref())),
+        ("drop", caps.and_then(|c| c.drop.as_deref())),
+    ] {
+        for (i, cap) in list.unwrap_or_default().iter().enumerate() {
+            let upper = cap.to_ascii_uppercase();
+            let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+            if name != "ALL" && name.parse::<oci_spec::runtime::Capability>().is_err() {
+                v.invalid(
+                    format!("{path}.capabilities.{field}[{i}]"),
+                    cap,
+                    "not a Linux capability (e.g. NET_ADMIN or CAP_NET_ADMIN, or ALL)",
+                );
+            }
+        }
+    }
+    if sc.allow_privilege_escalation == Some(false) {
+        let sys_admin = caps
+            .and_then(|c| c.add.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN" || c == "SYS_ADMIN");
+        if sys_admin {
+            v.push(
+                path,
+                "Invalid value: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+            );
+        }
+    }
+}
+
 /// apimachinery's `IsValidIP`.
 fn valid_ip(v: &mut Errors, path: &str, ip: &str) {
     if ip.parse::<std::net::IpAddr>().is_err() {
@@ -361,6 +418,9 @@ fn unique_name<'a>(v: &mut Errors, path: &str, c: &'a Container, seen: &mut Hash
 /// Rules shared by init and regular containers.
 fn container(v: &mut Errors, path: &str, c: &Container, volumes: &HashSet<&str>) {
     v.dns_label(&format!("{path}.name"), &c.name);
+    if let Some(sc) = &c.security_context {
+        container_security(v, &format!("{path}.securityContext"), sc);
+    }
 
     let image = c.image.as_deref().unwrap_or_default();
     if image.trim().is_empty() {
