@@ -44,7 +44,8 @@ impl PullPolicy {
 /// An image ready to run, and how it got there.
 #[derive(Debug, Clone)]
 pub struct Ensured {
-    pub image: ResolvedImage,
+    /// Shared by every container naming the image.
+    pub image: std::sync::Arc<ResolvedImage>,
     /// Set when the image was pulled (under `Always`, possibly without downloading a byte).
     pub pulled: Option<PulledImage>,
     /// Time spent pulling.
@@ -60,7 +61,7 @@ pub async fn ensure(
     opts: &PullOptions,
 ) -> Result<Ensured, ImageError> {
     let present = |image| Ensured {
-        image,
+        image: std::sync::Arc::new(image),
         pulled: None,
         elapsed: Duration::ZERO,
     };
@@ -86,7 +87,7 @@ async fn pull_and_resolve(
     let pulled = pull(client, name, opts).await?;
     let image = resolve(client, name, &opts.snapshotter).await?;
     Ok(Ensured {
-        image,
+        image: std::sync::Arc::new(image),
         pulled: Some(pulled),
         elapsed: started.elapsed(),
     })

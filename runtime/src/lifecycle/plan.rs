@@ -93,10 +93,6 @@ pub(crate) async fn plan_containers(
     for ((name, _), r) in policies.iter().zip(ensured) {
         images.insert(name.as_str(), r?);
     }
-    let resolved: HashMap<&str, Arc<ResolvedImage>> = images
-        .iter()
-        .map(|(n, e)| (*n, Arc::new(e.image.clone())))
-        .collect();
     // The kubelet pulls for the first container naming an image; the others find it present.
     let mut pulled_for: BTreeSet<&str> = BTreeSet::new();
     Ok(names
@@ -125,7 +121,7 @@ pub(crate) async fn plan_containers(
             Arc::new(Step {
                 container: (*c).clone(),
                 role: *role,
-                image: resolved[name.as_str()].clone(),
+                image: ensured.image.clone(),
                 handlers: handlers.clone(),
                 image_events,
             })

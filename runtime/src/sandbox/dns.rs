@@ -21,7 +21,7 @@ const MAX_SEARCH_CHARS: usize = 2048;
 const FALLBACK_NAMESERVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 
 /// systemd-resolved's stub listener, and where it keeps the servers it forwards to.
-const RESOLVED_STUB: &str = "127.0.0.53";
+pub(crate) const RESOLVED_STUB: &str = "127.0.0.53";
 pub(crate) const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 
 /// The parts of a resolv.conf the kubelet keeps.

@@ -144,9 +144,15 @@ pub(crate) fn resolv_conf_for(pod: &Pod) -> Result<String, SandboxError> {
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
-        let upstream = read_host_file(Path::new(dns::RESOLVED_UPSTREAM))?;
+        let host = read_host_file(Path::new("/etc/resolv.conf"))?;
+        // systemd-resolved's file matters only behind its stub: no second read otherwise.
+        let upstream = if !host_network && host.contains(dns::RESOLVED_STUB) {
+            read_host_file(Path::new(dns::RESOLVED_UPSTREAM))?
+        } else {
+            String::new()
+        };
         dns::host_config(
-            &read_host_file(Path::new("/etc/resolv.conf"))?,
+            &host,
             Some(upstream.as_str()).filter(|u| !u.is_empty()),
             host_network,
         )
