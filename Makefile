@@ -29,7 +29,9 @@ test: setup
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
 	$(CARGO) build $(CARGO_FLAGS) -p podctl
 	mkdir -p target
-	$(CARGO) test $(CARGO_FLAGS) --workspace --all-targets 2>&1 | tee target/test.log
+	bash scripts/cni-chains.sh save target/cni-chains.before
+	status=0; $(CARGO) test $(CARGO_FLAGS) --workspace --all-targets 2>&1 | tee target/test.log || status=$$?; \
+	  bash scripts/cni-chains.sh restore target/cni-chains.before; exit $$status
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "all tests: %d passed, %d failed\n", p, f}' target/test.log
 
 unit:

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """make bench: the reference pod (bench/reference-pod.yaml: 2 init containers + main, emptyDir
-handoff, run to completion and removed), timed three ways in one interleaved run:
+handoff, run to completion and removed), timed four ways in one interleaved run:
 
-  podctl      `podctl run --rm bench/reference-pod.yaml`
+  podctl      `podctl run --rm bench/reference-pod.yaml` with `--network none` (loopback only,
+              as the references have)
+  podctl+cni  the same on a pod network (podctl's default conflist on a bench bridge): the
+              difference is what the network set-up (CNI ADD and DEL) adds
   ctr script  three `ctr run --rm` sharing a network namespace and a bind-mounted directory
   runc floor  three `runc run` on prepared bundles sharing a network namespace and a directory
 
@@ -55,6 +58,21 @@ PULL_NS = {"podctl": "podctl-bench-pull", "ctr": "podctl-bench-pull-ctr"}
 SNAPSHOTTER = "overlayfs"
 
 
+# podctl's default network, on a bridge and subnet of the bench's own.
+BENCH_NETWORK = {
+    "cniVersion": "1.0.0",
+    "name": "podctl-bench",
+    "plugins": [
+        {"type": "bridge", "bridge": "pdbench0", "isGateway": True, "ipMasq": True,
+         "hairpinMode": True,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.213.252.0/24"}]],
+                  "routes": [{"dst": "0.0.0.0/0"}]}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+        {"type": "firewall"},
+    ],
+}
+
+
 def run(args, **kw):
     return subprocess.run(args, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           stdin=subprocess.DEVNULL, **kw)
@@ -72,6 +90,18 @@ class Bench:
             ["bash", os.path.join(REPO, "scripts/containerd.sh"), "start"]).stdout.decode().strip()
         self.env = dict(os.environ, CONTAINERD_ADDRESS=self.address, PODCTL_NAMESPACE=NS,
                         PODCTL_ROOT=os.path.join(tmp, "podctl-root"))
+        # The references run in a namespace with loopback only: so does "podctl". "podctl+cni"
+        # adds a pod network (podctl's default conflist, on a bench bridge and subnet).
+        self.chains_before = os.path.join(tmp, "cni-chains.before")
+        run(["bash", os.path.join(REPO, "scripts/cni-chains.sh"), "save", self.chains_before])
+        conf_dir = os.path.join(tmp, "net.d")
+        os.makedirs(conf_dir)
+        with open(os.path.join(conf_dir, "10-bench.conflist"), "w") as f:
+            json.dump(BENCH_NETWORK, f)
+        self.env_loopback = dict(self.env, PODCTL_NETWORK="none")
+        self.env_cni = dict(self.env, PODCTL_CNI_CONF_DIR=conf_dir)
+        for var in ("PODCTL_NETWORK", "PODCTL_CNI_BIN_DIR"):
+            self.env_cni.pop(var, None)
         tar = os.path.join(tmp, "busybox.tar")
         run([MKIMAGE, "--out", tar, "--name", "busybox:1.35"])
         run([PODCTL, "image", "import", tar], env=self.env)
@@ -101,11 +131,12 @@ class Bench:
             json.dump(spec, f)
         return bundle
 
-    def podctl(self):
+    def podctl(self, network=False):
         sampler = ShimSampler()
         sampler.start()
+        env = self.env_cni if network else self.env_loopback
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.Popen([PODCTL, "run", "--rm", POD], env=self.env, stdout=out,
+            p = subprocess.Popen([PODCTL, "run", "--rm", POD], env=env, stdout=out,
                                  stderr=err, stdin=subprocess.DEVNULL)
             # wait4 rather than wait: it also reports this child's own peak RSS.
             _, status, rusage = os.wait4(p.pid, 0)
@@ -156,6 +187,12 @@ class Bench:
             os.rmdir(f"/run/containerd/runc/{NS}")
         except OSError:
             pass
+        # The bench network's bridge, reservations dir and any chains the plugins made.
+        subprocess.run(["ip", "link", "del", BENCH_NETWORK["plugins"][0]["bridge"]],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(f"/var/lib/cni/networks/{BENCH_NETWORK['name']}", ignore_errors=True)
+        subprocess.run(["bash", os.path.join(REPO, "scripts/cni-chains.sh"), "restore",
+                        self.chains_before])
 
 
 class ShimSampler(threading.Thread):
@@ -453,13 +490,15 @@ def main():
         sys.exit("bench: needs root (namespaces, runc)")
     tmp = tempfile.mkdtemp(prefix="podctl-bench-")
     bench = Bench(tmp)
-    variants = [("podctl", bench.podctl), ("ctr script", bench.ctr), ("runc floor", bench.runc)]
+    variants = [("podctl", bench.podctl), ("podctl+cni", lambda: bench.podctl(network=True)),
+                ("ctr script", bench.ctr), ("runc floor", bench.runc)]
     times = {name: [] for name, _ in variants}
     try:
         for _, fn in variants:  # warm caches once each
             fn()
         for i in range(RUNS):
-            for name, fn in variants[i % 3:] + variants[:i % 3]:
+            k = i % len(variants)
+            for name, fn in variants[k:] + variants[:k]:
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
@@ -472,6 +511,9 @@ def main():
         print(f"  {name:<11} {med[name]:.3f} s   ({min(ts):.3f}..{max(ts):.3f})")
     print(f"  podctl/ctr-script = {med['podctl'] / med['ctr script']:.2f}  (goal: <= 1.0 now, 0.5 later)")
     print(f"  podctl/runc-floor = {med['podctl'] / med['runc floor']:.2f}  (goal: <= 2.0)")
+    print(f"  the pod network (CNI bridge, host-local, portmap, firewall: ADD and DEL) adds "
+          f"{(med['podctl+cni'] - med['podctl']) * 1000:.0f} ms to the pod "
+          f"(podctl+cni/ctr-script = {med['podctl+cni'] / med['ctr script']:.2f})")
     print(f"  containerd shims seen at once during a podctl run: {bench.shims_seen} (goal: <= 1)")
     if bench.max_rss_kib:
         print(f"  podctl peak RSS: {bench.max_rss_kib / 1024:.1f} MiB")

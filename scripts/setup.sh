@@ -13,6 +13,8 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 [ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# The bridge, portmap and firewall plugins program the host's firewall with it.
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)

@@ -14,6 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use podctl_runtime::containerd::Client;
 
+use crate::network::TestNetwork;
 use crate::{assert_no_leaks, busybox_image_tar, podctl_bin, unique_namespace, Containerd};
 
 /// How long the `wait_for_*` helpers wait before failing the test.
@@ -25,6 +26,8 @@ pub struct Fixture {
     pub client: Client,
     pub namespace: String,
     pub root: tempfile::TempDir,
+    /// The CNI network this fixture's pods join.
+    pub net: TestNetwork,
 }
 
 impl Fixture {
@@ -36,11 +39,13 @@ impl Fixture {
         let namespace = unique_namespace(name);
         let client = ctrd.client(&namespace).await;
         let root = tempfile::tempdir().expect("temp dir for podctl's root");
+        let net = TestNetwork::new(root.path());
         let f = Self {
             ctrd,
             client,
             namespace,
             root,
+            net,
         };
         let tar = busybox_image_tar(f.root.path(), "busybox:1.35", false);
         let out = f.podctl(&["image", "import", tar.to_str().unwrap()], None);
@@ -74,6 +79,9 @@ impl Fixture {
                 self.root.path().join("pull-secrets"),
             )
             .env_remove("REGISTRY_AUTH_FILE")
+            .env("PODCTL_CNI_CONF_DIR", &self.net.conf_dir)
+            .env_remove("PODCTL_NETWORK")
+            .env_remove("PODCTL_CNI_BIN_DIR")
             .env_remove("PODCTL_INSECURE_REGISTRIES");
         cmd
     }
@@ -201,6 +209,8 @@ impl Fixture {
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "pod state left behind: {left:?}");
+        let net = self.net.leaks();
+        assert!(net.is_empty(), "network state left behind: {net:?}");
     }
 }
 

@@ -6,6 +6,7 @@ mod daemon;
 pub mod fixture;
 mod images;
 mod leaks;
+pub mod network;
 mod registry;
 
 use std::path::PathBuf;

@@ -414,6 +414,7 @@ async fn static_pods_come_back_after_a_reboot() {
     {
         let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
     }
+    f.net.reboot();
 
     let daemon = f.daemon(&args);
     let old = container(&before, "containerStatuses", "app")["containerID"].clone();

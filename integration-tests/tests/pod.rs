@@ -194,7 +194,12 @@ async fn names_follow_hostname_subdomain_host_aliases_and_dns_settings() {
             "nameserver 10.0.0.10",
             "nameserver fd00::10",
             "options ndots:2 edns0",
-            "127.0.1.1\tbox.db.default.svc.cluster.local\tbox",
+            // The kubelet's line for the pod's address (the network's first pod gets .2).
+            format!(
+                "{}\tbox.db.default.svc.cluster.local\tbox",
+                f.net.address(2)
+            )
+            .as_str(),
             "10.1.2.3\tapi.internal\tapi",
         ]
     );
@@ -317,15 +322,18 @@ async fn security_context_sets_user_groups_capabilities_and_a_read_only_root() {
 
     // What podctl does not implement yet is refused by name, before anything exists.
     let out = f.run(&pod(
-        "seccomp",
-        "  containers:\n    - name: c\n      image: busybox:1.35\n      securityContext: {seccompProfile: {type: RuntimeDefault}}\n",
+        "apparmor",
+        "  containers:\n    - name: c\n      image: busybox:1.35\n      securityContext: {appArmorProfile: {type: RuntimeDefault}}\n",
     ));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("spec.containers[0].securityContext.seccompProfile"),
+        text(&out.stderr).contains(
+            "spec.containers[0].securityContext.appArmorProfile: Forbidden: not supported by podctl yet"
+        ),
         "{}",
         text(&out.stderr)
     );
+    assert!(!f.pod_dir("apparmor").exists());
     f.finish().await;
 }
 

@@ -7,12 +7,14 @@ pub mod expand;
 pub mod image;
 pub mod lifecycle;
 pub mod manifest;
+pub mod network;
 pub mod oci;
 pub mod podlogs;
 pub mod pods;
 pub(crate) mod probe;
 pub mod reference;
 pub mod sandbox;
+pub mod seccomp;
 pub mod staticpods;
 pub mod status;
 

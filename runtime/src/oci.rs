@@ -8,6 +8,16 @@
 //!
 //! The namespaces shared by the pod are joined by path (the sandbox pins); runc performs the
 //! `setns`, podctl makes no syscall here.
+//!
+//! The security context follows Kubernetes' precedence (the container's fields over the
+//! pod's) and containerd's CRI plugin for what they mean: `seccompProfile` (see
+//! [`crate::seccomp`]; podctl's default is `RuntimeDefault`), `privileged` (every capability
+//! podctl holds, no masked or read-only paths, `/sys` and the cgroup fs writable, the host's
+//! devices, no seccomp), `procMount: Unmasked` (no masked or read-only paths), the pod's
+//! `sysctls` (written by runc inside the pod's namespaces, in every container alike) and
+//! `fsGroup` (a supplementary group of every container). Only three inputs are read from the
+//! host, each only when a container asks for it: a `Localhost` seccomp profile, and for a
+//! privileged container the capabilities podctl holds and the devices under `/dev`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,13 +25,14 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespace,
-    LinuxNamespaceType, LinuxResources, Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root,
-    Spec, User,
+    Capability, LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespace,
+    LinuxNamespaceType, LinuxResources, LinuxSeccomp, Mount, PosixRlimitBuilder, PosixRlimitType,
+    Process, Root, Spec, User,
 };
 
 use crate::expand;
 use crate::sandbox::Sandbox;
+use crate::seccomp;
 
 /// Annotation the runc v2 shim groups containers by: one shim process per pod.
 pub const SHIM_GROUP_ANNOTATION: &str = "io.containerd.runc.v2.group";
@@ -129,6 +140,21 @@ pub enum OciError {
         container: String,
         field: &'static str,
     },
+    /// A `Localhost` seccomp profile that cannot be read or used: the pod fails before any
+    /// of its containers runs, as the kubelet fails the container.
+    #[error("container {container:?}: {field}: cannot load seccomp profile {}: {reason}", path.display())]
+    SeccompProfile {
+        container: String,
+        /// The manifest field that chose the profile (the container's or the pod's).
+        field: String,
+        path: PathBuf,
+        reason: String,
+    },
+    /// The host's devices, which a privileged container gets, cannot be listed.
+    #[error(
+        "container {container:?}: listing the host's devices for a privileged container: {reason}"
+    )]
+    HostDevices { container: String, reason: String },
 }
 
 /// Builds the OCI runtime spec for one container of a pod.
@@ -140,10 +166,9 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
         field,
     };
     let pod_spec = input.pod.spec.as_ref();
+    let pod_sc = pod_spec.and_then(|s| s.security_context.as_ref());
     let sc = c.security_context.as_ref();
-    if sc.and_then(|s| s.privileged).unwrap_or(false) {
-        return Err(unsupported("securityContext.privileged"));
-    }
+    let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
     if pod_spec
         .and_then(|s| s.share_process_namespace)
         .unwrap_or(false)
@@ -186,7 +211,16 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".to_owned());
     let user = process_user(input, image.and_then(|i| i.user().as_deref()))?;
-    let caps = capabilities(c)?;
+    let mut caps = capabilities(c)?;
+    if privileged {
+        // containerd's `WithPrivileged` replaces the computed set (add/drop included).
+        caps = current_capabilities();
+    }
+    let seccomp = if privileged {
+        None
+    } else {
+        seccomp_profile(input, &caps)?
+    };
     let mut process = Process::default();
     process.set_terminal(Some(false));
     process.set_console_size(None);
@@ -248,7 +282,28 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
     }
 
     let mut resources = LinuxResources::default();
-    resources.set_devices(Some(device_rules()));
+    let host_devices = if privileged {
+        // containerd CRI: every host device, and the cgroup lets the container use them.
+        resources.set_devices(Some(vec![allow_all_devices()]));
+        Some(
+            host_devices(Path::new("/dev")).map_err(|e| OciError::HostDevices {
+                container: name(),
+                reason: e.to_string(),
+            })?,
+        )
+    } else {
+        resources.set_devices(Some(device_rules()));
+        None
+    };
+    // The kubelet asks for no masked and no read-only paths for `Unmasked`; privileged
+    // containers have none either.
+    let unmasked = privileged || sc.and_then(|s| s.proc_mount.as_deref()) == Some("Unmasked");
+    let sysctls: HashMap<String, String> = pod_sc
+        .and_then(|s| s.sysctls.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| (crate::manifest::sysctl_with_dots(&s.name), s.value.clone()))
+        .collect();
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_resources(Some(resources));
     linux.set_cgroups_path(Some(PathBuf::from(format!(
@@ -256,22 +311,31 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
         input.container_id
     ))));
     linux.set_namespaces(Some(namespaces));
-    linux.set_devices(None);
-    linux.set_seccomp(None);
+    linux.set_devices(host_devices);
+    linux.set_seccomp(seccomp);
     linux.set_rootfs_propagation(None);
-    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect()));
-    linux.set_readonly_paths(Some(
-        READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect(),
-    ));
+    let paths = |list: &[&str]| {
+        if unmasked {
+            Vec::new()
+        } else {
+            list.iter().map(|p| (*p).to_owned()).collect()
+        }
+    };
+    linux.set_masked_paths(Some(paths(&MASKED_PATHS)));
+    linux.set_readonly_paths(Some(paths(&READONLY_PATHS)));
     linux.set_mount_label(None);
-    linux.set_sysctl(None);
+    linux.set_sysctl((!sysctls.is_empty()).then_some(sysctls));
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
 
     let mut spec = Spec::default();
     spec.set_version(OCI_VERSION.to_owned());
     spec.set_root(Some(root));
-    spec.set_mounts(Some(mounts(input)?));
+    let mut mounts = mounts(input)?;
+    if privileged {
+        writable_sysfs_and_cgroupfs(&mut mounts);
+    }
+    spec.set_mounts(Some(mounts));
     spec.set_process(Some(process));
     // runc sets the hostname only in a private UTS namespace; with hostNetwork the
     // container sees the node's hostname anyway.
@@ -382,11 +446,14 @@ fn process_user(input: &ContainerInput<'_>, image_user: Option<&str>) -> Result<
             )
         }));
     }
+    // The kubelet's order: the primary group, `fsGroup`, then `supplementalGroups`.
     let mut additional = vec![gid];
-    for g in pod_sc
-        .and_then(|s| s.supplemental_groups.as_deref())
-        .unwrap_or_default()
-    {
+    let fs_group = pod_sc.and_then(|s| s.fs_group);
+    for g in fs_group.iter().chain(
+        pod_sc
+            .and_then(|s| s.supplemental_groups.as_deref())
+            .unwrap_or_default(),
+    ) {
         let g = id(*g)?;
         if !additional.contains(&g) {
             additional.push(g);
@@ -443,52 +510,207 @@ fn capabilities(c: &Container) -> Result<HashSet<Capability>, OciError> {
 
 /// Every capability runc 1.1 knows (`add: [ALL]`).
 fn all_capabilities() -> HashSet<Capability> {
-    [
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "SETGID",
-        "SETUID",
-        "SETPCAP",
-        "LINUX_IMMUTABLE",
-        "NET_BIND_SERVICE",
-        "NET_BROADCAST",
-        "NET_ADMIN",
-        "NET_RAW",
-        "IPC_LOCK",
-        "IPC_OWNER",
-        "SYS_MODULE",
-        "SYS_RAWIO",
-        "SYS_CHROOT",
-        "SYS_PTRACE",
-        "SYS_PACCT",
-        "SYS_ADMIN",
-        "SYS_BOOT",
-        "SYS_NICE",
-        "SYS_RESOURCE",
-        "SYS_TIME",
-        "SYS_TTY_CONFIG",
-        "MKNOD",
-        "LEASE",
-        "AUDIT_WRITE",
-        "AUDIT_CONTROL",
-        "SETFCAP",
-        "MAC_OVERRIDE",
-        "MAC_ADMIN",
-        "SYSLOG",
-        "WAKE_ALARM",
-        "BLOCK_SUSPEND",
-        "AUDIT_READ",
-        "PERFMON",
-        "BPF",
-        "CHECKPOINT_RESTORE",
-    ]
-    .iter()
-    .filter_map(|s| s.parse().ok())
-    .collect()
+    CAPABILITY_BITS
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// The capabilities runc knows, indexed by their bit number (`CAP_CHOWN` is 0).
+const CAPABILITY_BITS: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The capabilities podctl's process holds (`CapEff` of `/proc/self/status`), which is what
+/// containerd gives a privileged container (`WithAllCurrentCapabilities`): runc cannot
+/// grant more than it has. Every known capability if that cannot be read.
+fn current_capabilities() -> HashSet<Capability> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    match mask {
+        Some(mask) => CAPABILITY_BITS
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| mask & (1u64 << bit) != 0)
+            .filter_map(|(_, s)| s.parse().ok())
+            .collect(),
+        None => all_capabilities(),
+    }
+}
+
+/// The container's seccomp filter: its `seccompProfile`, else the pod's, else
+/// `RuntimeDefault` (podctl's default, see [`crate::seccomp`]). `caps` is the final
+/// bounding set, on which the default profile depends.
+fn seccomp_profile(
+    input: &ContainerInput<'_>,
+    caps: &HashSet<Capability>,
+) -> Result<Option<LinuxSeccomp>, OciError> {
+    let c = input.container;
+    let pod_sc = input
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref());
+    let container_path = format!("{}.securityContext", container_path(input.pod, c));
+    let (profile, field) = seccomp::effective(
+        pod_sc.and_then(|s| s.seccomp_profile.as_ref()),
+        "spec.securityContext",
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.seccomp_profile.as_ref()),
+        &container_path,
+    );
+    match profile {
+        seccomp::Profile::RuntimeDefault => Ok(Some(seccomp::runtime_default(caps))),
+        seccomp::Profile::Unconfined => Ok(None),
+        seccomp::Profile::Localhost(relative) => {
+            match seccomp::localhost(&seccomp::root(), relative, caps) {
+                Ok((_, profile)) => Ok(Some(profile)),
+                Err((path, e)) => Err(OciError::SeccompProfile {
+                    container: c.name.clone(),
+                    field: format!("{}.localhostProfile", field.unwrap_or_default()),
+                    path,
+                    reason: crate::describe(&e),
+                }),
+            }
+        }
+    }
+}
+
+/// The manifest path of a container of the pod (`spec.initContainers[0]`,
+/// `spec.containers[1]`), for messages.
+fn container_path(pod: &Pod, c: &Container) -> String {
+    let spec = pod.spec.as_ref();
+    let init = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    let main = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    if let Some(i) = init.iter().position(|x| x.name == c.name) {
+        format!("spec.initContainers[{i}]")
+    } else if let Some(i) = main.iter().position(|x| x.name == c.name) {
+        format!("spec.containers[{i}]")
+    } else {
+        format!("container {:?}", c.name)
+    }
+}
+
+/// The device cgroup rule of a privileged container: every device, `rwm`
+/// (containerd's `WithAllDevicesAllowed`).
+fn allow_all_devices() -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(true);
+    r.set_typ(None);
+    r.set_major(None);
+    r.set_minor(None);
+    r.set_access(Some("rwm".to_owned()));
+    r
+}
+
+/// The character and block devices under `dir` (the host's `/dev`), which runc recreates in
+/// a privileged container's `/dev`, as containerd's `HostDevices` lists them: symlinks are
+/// not followed, `pts`, `shm`, `fd`, `mqueue` and the container managers' private dirs are
+/// skipped, and so is `console` (runc sets up the container's own).
+fn host_devices(dir: &Path) -> std::io::Result<Vec<LinuxDevice>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let path = entry.path();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            // Gone since the directory was read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            let skip = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+            if !skip.iter().any(|s| name == *s) {
+                out.extend(host_devices(&path)?);
+            }
+            continue;
+        }
+        let typ = if ft.is_char_device() {
+            LinuxDeviceType::C
+        } else if ft.is_block_device() {
+            LinuxDeviceType::B
+        } else {
+            continue;
+        };
+        if name == "console" {
+            continue;
+        }
+        let rdev = meta.rdev();
+        let mut dev = LinuxDevice::default();
+        dev.set_path(path);
+        dev.set_typ(typ);
+        dev.set_major(i64::from(nix::sys::stat::major(rdev) as u32));
+        dev.set_minor(i64::from(nix::sys::stat::minor(rdev) as u32));
+        dev.set_file_mode(Some(meta.mode() & 0o7777));
+        dev.set_uid(Some(meta.uid()));
+        dev.set_gid(Some(meta.gid()));
+        out.push(dev);
+    }
+    Ok(out)
+}
+
+/// `/sys` and the cgroup fs mounted read-write, as containerd does for privileged containers.
+fn writable_sysfs_and_cgroupfs(mounts: &mut [Mount]) {
+    for m in mounts {
+        if matches!(m.typ().as_deref(), Some("sysfs" | "cgroup")) {
+            let options = m.options().clone().map(|o| {
+                o.into_iter()
+                    .map(|o| if o == "ro" { "rw".to_owned() } else { o })
+                    .collect()
+            });
+            m.set_options(options);
+        }
+    }
 }
 
 /// Device cgroup: deny everything, then allow the standard character devices
@@ -760,9 +982,16 @@ mod tests {
         let p = web_pod(false);
         let spec = spec_for(&p, &default_image(), vol_mounts()).unwrap();
         let json = serde_json::to_string(&spec).unwrap();
-        for leftover in ["youki", "TERM=xterm", "inheritable", "ambient", "seccomp"] {
+        for leftover in ["youki", "TERM=xterm", "inheritable", "ambient", "sysctl"] {
             assert!(!json.contains(leftover), "{leftover} in {json}");
         }
+        // podctl's default seccomp profile is containerd's RuntimeDefault.
+        let filter = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
+        assert_eq!(
+            filter,
+            seccomp::runtime_default(&DEFAULT_CAPABILITIES.into_iter().collect())
+        );
+        assert!(spec.linux().as_ref().unwrap().devices().is_none());
         assert_eq!(spec.version(), "1.0.2-dev");
         let root = spec.root().as_ref().unwrap();
         assert_eq!(root.path(), Path::new("rootfs"));
@@ -1123,14 +1352,190 @@ mod tests {
             spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]),
             Err(OciError::UnknownCapability { .. })
         ));
+    }
+
+    #[test]
+    fn privileged_is_as_containerd_makes_it() {
         let p = pod(
             json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c",
-            "securityContext": {"privileged": true}}]}}),
+            "securityContext": {"privileged": true, "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"}}}]}}),
         );
-        assert!(matches!(
-            spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]),
-            Err(OciError::Unsupported { .. })
-        ));
+        let spec = spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        let caps = process.capabilities().as_ref().unwrap();
+        // Everything podctl holds (root in tests: at least CAP_SYS_ADMIN), whatever `drop` says.
+        assert_eq!(caps.bounding().as_ref(), Some(&current_capabilities()));
+        assert_eq!(caps.effective(), caps.bounding());
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+        assert_eq!(process.no_new_privileges(), Some(false));
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert_eq!(linux.masked_paths().as_deref(), Some(&[][..]));
+        assert_eq!(linux.readonly_paths().as_deref(), Some(&[][..]));
+        let rules = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap();
+        assert_eq!(rules.len(), 1);
+        assert!(rules[0].allow() && rules[0].typ().is_none() && rules[0].major().is_none());
+        assert_eq!(rules[0].access().as_deref(), Some("rwm"));
+        let devices = linux.devices().clone().unwrap();
+        let null = devices
+            .iter()
+            .find(|d| d.path() == Path::new("/dev/null"))
+            .expect("/dev/null among the host devices");
+        assert_eq!(
+            (null.typ(), null.major(), null.minor(), null.file_mode()),
+            (LinuxDeviceType::C, 1, 3, Some(0o666))
+        );
+        assert!(devices.iter().all(|d| {
+            !d.path().starts_with("/dev/pts") && d.path() != Path::new("/dev/console")
+        }));
+        for m in spec.mounts().as_ref().unwrap() {
+            if matches!(m.typ().as_deref(), Some("sysfs" | "cgroup")) {
+                let options = m.options().clone().unwrap();
+                assert!(options.contains(&"rw".to_owned()), "{options:?}");
+                assert!(!options.contains(&"ro".to_owned()), "{options:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unmasked_proc_has_no_masked_paths() {
+        let p = pod(
+            json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c",
+            "securityContext": {"procMount": "Unmasked"}}]}}),
+        );
+        let spec = spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert_eq!(linux.masked_paths().as_deref(), Some(&[][..]));
+        assert_eq!(linux.readonly_paths().as_deref(), Some(&[][..]));
+        // Nothing else of privileged comes with it.
+        assert!(linux.seccomp().is_some());
+        let sys = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/sys"))
+            .unwrap()
+            .clone();
+        assert!(sys.options().as_ref().unwrap().contains(&"ro".to_owned()));
+    }
+
+    #[test]
+    fn seccomp_profile_precedence() {
+        let img = image(json!({"Cmd": ["sh"]}));
+        let with = |pod_sc: serde_json::Value, c_sc: serde_json::Value| {
+            pod(json!({"metadata": {"name": "x"}, "spec": {
+                "securityContext": pod_sc,
+                "initContainers": [{"name": "init"}],
+                "containers": [{"name": "c", "securityContext": c_sc}],
+            }}))
+        };
+        let filter = |p: &Pod| {
+            spec_for(p, &img, vec![])
+                .unwrap()
+                .linux()
+                .as_ref()
+                .unwrap()
+                .seccomp()
+                .clone()
+        };
+        let unconfined = json!({"seccompProfile": {"type": "Unconfined"}});
+        let default = json!({"seccompProfile": {"type": "RuntimeDefault"}});
+        assert!(filter(&with(json!({}), json!({}))).is_some());
+        assert!(filter(&with(unconfined.clone(), json!({}))).is_none());
+        assert!(filter(&with(json!({}), unconfined.clone())).is_none());
+        assert!(filter(&with(unconfined.clone(), default.clone())).is_some());
+        assert!(filter(&with(default, unconfined)).is_none());
+        // With CAP_SYS_ADMIN the default profile lets the container make namespaces.
+        let admin = filter(&with(
+            json!({}),
+            json!({"capabilities": {"add": ["SYS_ADMIN"]}}),
+        ))
+        .unwrap();
+        assert!(admin
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|r| r.names().contains(&"unshare".to_owned())));
+
+        // A Localhost profile that is not there fails the spec, naming the field that chose
+        // it and the file.
+        let missing = format!("podctl-test-missing-{}.json", rand::random::<u32>());
+        let p = with(
+            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": missing}}),
+            json!({}),
+        );
+        let err = spec_for(&p, &img, vec![]).unwrap_err();
+        let OciError::SeccompProfile {
+            container,
+            field,
+            path,
+            reason,
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(container, "c");
+        assert_eq!(
+            field,
+            "spec.securityContext.seccompProfile.localhostProfile"
+        );
+        assert_eq!(path, &seccomp::root().join(&missing));
+        assert!(reason.contains("No such file"), "{reason}");
+        assert!(err.to_string().contains(&missing), "{err}");
+        let p = with(
+            json!({}),
+            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": missing}}),
+        );
+        match spec_for(&p, &img, vec![]).unwrap_err() {
+            OciError::SeccompProfile { field, .. } => assert_eq!(
+                field,
+                "spec.containers[0].securityContext.seccompProfile.localhostProfile"
+            ),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn sysctls_and_fs_group() {
+        let p = pod(json!({"metadata": {"name": "x"}, "spec": {
+            "securityContext": {
+                "runAsGroup": 5,
+                "fsGroup": 2000,
+                "supplementalGroups": [2000, 7],
+                "sysctls": [
+                    {"name": "kernel.shm_rmid_forced", "value": "1"},
+                    {"name": "net/ipv4/ip_local_port_range", "value": "1024 65000"},
+                ],
+            },
+            "containers": [{"name": "c"}],
+        }}));
+        let spec = spec_for(&p, &image(json!({"Cmd": ["sh"]})), vec![]).unwrap();
+        let sysctl = spec.linux().as_ref().unwrap().sysctl().clone().unwrap();
+        assert_eq!(
+            sysctl,
+            HashMap::from([
+                ("kernel.shm_rmid_forced".to_owned(), "1".to_owned()),
+                (
+                    "net.ipv4.ip_local_port_range".to_owned(),
+                    "1024 65000".to_owned()
+                ),
+            ])
+        );
+        let user = spec.process().as_ref().unwrap().user().clone();
+        assert_eq!(user.gid(), 5);
+        assert_eq!(user.additional_gids().as_deref(), Some(&[5, 2000, 7][..]));
     }
 
     /// End-to-end check that runc accepts the spec and that the container really lands in
@@ -1163,10 +1568,17 @@ mod tests {
             touch /ro/x 2>/dev/null || echo ro-refused; \
             touch /sub/in-sub && echo sub-ok; \
             echo shared > /dev/shm/from-container && echo shm-ok; \
-            grep CapBnd /proc/self/status";
+            grep CapBnd /proc/self/status; \
+            grep Seccomp: /proc/self/status; \
+            unshare -U true 2>/dev/null && echo userns-made || echo userns-refused; \
+            cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_unprivileged_port_start";
         let p = pod(json!({
             "metadata": {"name": "ocitest"},
             "spec": {
+                "securityContext": {"sysctls": [
+                    {"name": "kernel.shm_rmid_forced", "value": "1"},
+                    {"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"},
+                ]},
                 "containers": [{
                     "name": "app",
                     "command": ["sh", "-c", script],
@@ -1231,7 +1643,8 @@ mod tests {
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::copy(busybox, bin.join("busybox")).unwrap();
         for applet in [
-            "sh", "hostname", "id", "readlink", "grep", "ip", "touch", "echo",
+            "sh", "hostname", "id", "readlink", "grep", "ip", "touch", "echo", "unshare", "cat",
+            "true",
         ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
@@ -1274,6 +1687,13 @@ mod tests {
             "shm-ok".into(),
             // containerd's 14 default capabilities.
             "CapBnd:\t00000000a80425fb".into(),
+            // RuntimeDefault: a filter, which refuses user namespaces (no capability is
+            // needed for one, so only the filter stops it).
+            "Seccomp:\t2".into(),
+            "userns-refused".into(),
+            // The pod's sysctls, in its IPC and network namespaces.
+            "1".into(),
+            "80".into(),
         ];
         assert_eq!(
             stdout.lines().collect::<Vec<_>>(),

@@ -230,8 +230,30 @@ pub struct PodStatus {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
+    /// The host's address (the node's InternalIP on a cluster).
+    #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    #[serde(default, rename = "hostIPs", skip_serializing_if = "Vec::is_empty")]
+    pub host_ips: Vec<PodIp>,
+    /// The pod's first address: from its network, or the host's with `hostNetwork`.
+    #[serde(default, rename = "podIP", skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<String>,
+    #[serde(default, rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
+    pub pod_ips: Vec<PodIp>,
     pub init_container_statuses: Vec<ContainerStatus>,
     pub container_statuses: Vec<ContainerStatus>,
+}
+
+/// An entry of `podIPs`/`hostIPs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodIp {
+    pub ip: String,
+}
+
+impl From<&std::net::IpAddr> for PodIp {
+    fn from(ip: &std::net::IpAddr) -> Self {
+        PodIp { ip: ip.to_string() }
+    }
 }
 
 impl PodStatus {
@@ -604,6 +626,10 @@ mod tests {
             reason: None,
             message: None,
             start_time: None,
+            host_ip: None,
+            host_ips: Vec::new(),
+            pod_ip: None,
+            pod_ips: Vec::new(),
             init_container_statuses: init,
             container_statuses: main,
         }
@@ -868,6 +894,10 @@ mod summary_tests {
             reason: None,
             message: None,
             start_time: None,
+            host_ip: None,
+            host_ips: Vec::new(),
+            pod_ip: None,
+            pod_ips: Vec::new(),
             init_container_statuses: init,
             container_statuses: main,
         }

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod image;
 pub mod inspect;
 pub mod logs;
+pub mod networking;
 pub mod ps;
 pub mod pulling;
 pub mod rm;

@@ -64,7 +64,7 @@ pub fn check_detach(matches: &clap::ArgMatches) -> Result<(), String> {
             let flag = arg.get_long().unwrap_or(arg.get_id().as_str());
             return Err(format!(
                 "the argument '--{flag}' cannot be used with '--detach': a detached pod's \
-                 back-off, log rotation and registry options are the daemon's (give them to `podctl daemon`)"
+                 back-off, log rotation, registry and network options are the daemon's (give them to `podctl daemon`)"
             ));
         }
     }

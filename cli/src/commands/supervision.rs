@@ -12,6 +12,8 @@ use podctl_runtime::podlogs::{self, LogRotation};
 pub struct SupervisionArgs {
     #[command(flatten)]
     pub registry: super::pulling::RegistryArgs,
+    #[command(flatten)]
+    pub network: super::networking::NetworkArgs,
     /// First delay of the crash-loop back-off before a failed container is restarted
     /// (Kubernetes: 10s); doubles after every restart up to --backoff-cap
     #[arg(long, env = "PODCTL_BACKOFF_BASE", default_value = "10s", value_parser = super::parse_duration)]
@@ -54,6 +56,7 @@ impl SupervisionArgs {
             registries: self.registry.config(),
             pull_progress: Default::default(),
             pull_cancel: Default::default(),
+            network: self.network.options(),
         })
     }
 }
@@ -68,6 +71,11 @@ mod tests {
                 authfile: None,
                 insecure_registries: vec![],
                 pull_secrets_dir: "/etc/podctl/pull-secrets".into(),
+            },
+            network: crate::commands::networking::NetworkArgs {
+                network: None,
+                cni_conf_dir: None,
+                cni_bin_dir: Vec::new(),
             },
             backoff_base: Duration::from_millis(base),
             backoff_cap: Duration::from_millis(cap),

@@ -556,6 +556,10 @@ mod tests {
             reason: None,
             message: None,
             start_time: None,
+            host_ip: None,
+            host_ips: Vec::new(),
+            pod_ip: None,
+            pod_ips: Vec::new(),
             init_container_statuses: Vec::new(),
             container_statuses: vec![app],
         }

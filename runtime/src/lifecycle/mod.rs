@@ -38,6 +38,7 @@ use tokio::sync::watch;
 
 use crate::containerd::{labels, Client, ContainerdError, TaskStatus};
 use crate::image::{ImageError, ResolvedImage};
+use crate::network;
 use crate::oci::{self, OciError};
 use crate::pods;
 use crate::reference::ReferenceError;
@@ -143,6 +144,8 @@ pub enum LifecycleError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
+    #[error(transparent)]
     Oci(#[from] OciError),
     #[error(transparent)]
     Containerd(#[from] ContainerdError),
@@ -192,6 +195,8 @@ pub struct RunOptions {
     pub pull_progress: crate::image::Progress<crate::image::PullStep>,
     /// Stops the admission's image pulls (a stop asked for before the pod started).
     pub pull_cancel: crate::image::Cancel,
+    /// The network pods join (CNI), and where its plugins are.
+    pub network: crate::network::NetworkOptions,
 }
 
 /// The state directory of a pod.
@@ -296,7 +301,12 @@ pub struct Admitted {
     /// What a restarted supervisor found of each container (see [`recover`]).
     recovered: Option<Vec<recover::Recovery>>,
     remove: bool,
+    /// The CNI ADD under way, which the first container start waits for.
+    network: Option<NetworkSetup>,
 }
+
+/// The pod's network being attached (CNI ADD, on a blocking thread): its addresses.
+type NetworkSetup = tokio::task::JoinHandle<Result<Vec<std::net::IpAddr>, network::NetworkError>>;
 
 impl Admitted {
     /// The pod's name.
@@ -315,9 +325,10 @@ impl Admitted {
             shared,
             recovered,
             remove,
+            network,
         } = self;
         let status_writer = spawn_status_writer(&shared);
-        let result = run_containers(&ctx, plan, recovered, &shared, stop, remove).await;
+        let result = run_containers(&ctx, plan, recovered, &shared, stop, remove, network).await;
         status_writer.abort();
         let _ = status_writer.await;
         match result {
@@ -361,16 +372,37 @@ pub async fn admit(
         return Err(exists());
     }
 
+    // The network is chosen and checked (plugins, routes, hostPorts) before anything exists.
+    let planned = Sandbox::planned(SandboxConfig {
+        dir: &dir,
+        pod: &pod,
+    })?;
+    let attachment = match &planned.netns {
+        Some(netns) => network::plan(&opts.network, &pod, &opts.root, &namespace, netns)?,
+        None => None,
+    };
+
     tracing::debug!(pod = %name, "resolving images, creating the sandbox");
     let plan = plan_containers(client, &pod, opts, false);
     let sandbox = {
         let dir = dir.clone();
         let pod = pod.clone();
-        tokio::task::spawn_blocking(move || {
-            Sandbox::create(SandboxConfig {
+        let root = opts.root.clone();
+        let attachment = attachment.clone();
+        tokio::task::spawn_blocking(move || -> Result<Sandbox, LifecycleError> {
+            let sandbox = Sandbox::create(SandboxConfig {
                 dir: &dir,
                 pod: &pod,
-            })
+            })?;
+            if let Some(a) = &attachment {
+                if let Err(e) = network::claim(&root, &dir, a) {
+                    return Err(with_cleanup(
+                        e.into(),
+                        Sandbox::destroy(&dir).map_err(Into::into),
+                    ));
+                }
+            }
+            Ok(sandbox)
         })
     };
     let (plan, sandbox) = tokio::join!(plan, sandbox);
@@ -379,9 +411,11 @@ pub async fn admit(
     let (plan, sandbox) = match (plan, sandbox) {
         (Ok(p), Ok(s)) => (p, s),
         (Err(e), Ok(_)) => return Err(with_cleanup(e, destroy_sandbox(dir).await)),
-        (_, Err(SandboxError::AlreadyExists { .. })) => return Err(exists()),
+        (_, Err(LifecycleError::Sandbox(SandboxError::AlreadyExists { .. }))) => {
+            return Err(exists())
+        }
         (Err(e), Err(_)) => return Err(e),
-        (Ok(_), Err(e)) => return Err(e.into()),
+        (Ok(_), Err(e)) => return Err(e),
     };
 
     let shim_group = format!("{namespace}.{name}.{:016x}", rand::random::<u64>());
@@ -424,6 +458,21 @@ pub async fn admit(
             );
         }
     }
+    let host_ip = network::host_ip();
+    let host_network = planned.netns.is_none();
+    shared.set_addresses(
+        host_ip,
+        if host_network {
+            host_ip.into_iter().collect()
+        } else {
+            Vec::new()
+        },
+    );
+    // ADD runs while the containers are prepared; the first start waits for it.
+    let network = attachment.map(|_| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || network::attach(&dir))
+    });
     let ctx = PodContext::new(client, pod, dir, sandbox, shim_group, opts);
     Ok(Admitted {
         ctx,
@@ -431,6 +480,7 @@ pub async fn admit(
         shared,
         recovered: None,
         remove: opts.remove,
+        network,
     })
 }
 
@@ -493,16 +543,19 @@ fn with_cleanup(error: LifecycleError, cleanup: Result<(), LifecycleError>) -> L
 /// Releases a pod's namespaces and mounts (`destroy`: and removes its state dir).
 async fn destroy_or_release(dir: &Path, destroy: bool) -> Result<(), LifecycleError> {
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || -> Result<(), LifecycleError> {
+        // DEL while the namespace pin still holds the pod's interface; a failed DEL keeps
+        // everything (and its record) for `podctl rm` to try again.
+        network::detach(&dir)?;
         if destroy {
-            Sandbox::destroy(&dir)
+            Sandbox::destroy(&dir)?;
         } else {
-            Sandbox::release(&dir)
+            Sandbox::release(&dir)?;
         }
+        Ok(())
     })
     .await
     .map_err(|e| LifecycleError::Join(e.to_string()))?
-    .map_err(Into::into)
 }
 
 /// How long a step of a container's restart keeps being retried while containerd cannot be
@@ -559,8 +612,18 @@ async fn finish(
 ) -> Result<PodStatus, LifecycleError> {
     if remove {
         // The containers went as they finished (see Teardown); a removal that failed there
-        // is retried here by label.
-        remove_objects(&ctx.client, &ctx.pod_name).await?;
+        // is retried here by label. The network's DEL needs no container: it runs alongside.
+        let dir = ctx.pod_dir.clone();
+        let detach = tokio::task::spawn_blocking(move || network::detach(&dir));
+        let (removed, detached) = tokio::join!(remove_objects(&ctx.client, &ctx.pod_name), detach);
+        let detached = detached
+            .map_err(|e| LifecycleError::Join(e.to_string()))
+            .and_then(|d| d.map_err(Into::into));
+        match (removed, detached) {
+            (Ok(()), Ok(())) => {}
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => return Err(e),
+            (Err(e), Err(d)) => return Err(with_cleanup(e, Err(d))),
+        }
         destroy_sandbox(ctx.pod_dir.clone()).await?;
         shared.sandbox_released();
         return Ok(shared.snapshot());
@@ -632,6 +695,7 @@ async fn run_containers(
     shared: &Arc<Shared>,
     stop: watch::Receiver<StopRequest>,
     remove: bool,
+    network: Option<NetworkSetup>,
 ) -> Result<(), LifecycleError> {
     let observer = shared.observer().clone();
     let mut pipeline = Pipeline::new(ctx, &observer, plan, recovered);
@@ -642,7 +706,10 @@ async fn run_containers(
         remove,
         pipeline.plan.len(),
     );
-    let result = coordinator.drive(&mut pipeline).await;
+    let result = match network_ready(ctx, shared, network).await {
+        Ok(()) => coordinator.drive(&mut pipeline).await,
+        Err(e) => Err(e),
+    };
     coordinator.shutdown().await;
     // Tasks prepared ahead and never started are discarded; on an error the caller removes
     // everything by label, so only their preparation must have finished.
@@ -651,6 +718,25 @@ async fn run_containers(
     }
     coordinator.teardown.finish().await;
     result
+}
+
+/// Waits for the pod's network (if one is being attached), then records its addresses in
+/// the status and in the pod's `/etc/hosts`, before any container starts.
+async fn network_ready(
+    ctx: &PodContext,
+    shared: &Shared,
+    network: Option<NetworkSetup>,
+) -> Result<(), LifecycleError> {
+    let Some(setup) = network else {
+        return Ok(());
+    };
+    let ips = setup
+        .await
+        .map_err(|e| LifecycleError::Join(e.to_string()))??;
+    tracing::debug!(pod = %ctx.pod_name, ?ips, "network attached");
+    ctx.sandbox.write_hosts(&ctx.pod, &ips)?;
+    shared.set_pod_ips(ips);
+    Ok(())
 }
 
 async fn pod_containers(

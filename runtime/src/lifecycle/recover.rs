@@ -165,6 +165,16 @@ pub async fn recover(
         Some(&dir),
         observer,
     );
+    shared.set_addresses(crate::network::host_ip(), Vec::new());
+    let network = if ctx.sandbox.netns.is_some() {
+        let dir = dir.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            crate::network::reattach(&dir)
+        }))
+    } else {
+        shared.set_pod_ips(crate::network::host_ip().into_iter().collect());
+        None
+    };
     tracing::info!(pod = %name, "adopted");
     Ok(Admitted {
         ctx,
@@ -172,6 +182,7 @@ pub async fn recover(
         shared,
         recovered: Some(recovered),
         remove: false,
+        network,
     })
 }
 

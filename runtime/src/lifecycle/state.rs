@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
@@ -14,7 +15,7 @@ use tokio::sync::watch;
 use super::{Event, Observer};
 use crate::status::{
     condition_values, k8s_time, live_phase, Condition, ContainerState, ContainerStatus, Phase,
-    PodStatus, RestartPolicy, Role,
+    PodIp, PodStatus, RestartPolicy, Role,
 };
 
 /// Kubernetes' event types.
@@ -56,6 +57,8 @@ struct Inner {
     sandbox_ready: bool,
     ending: Option<Ending>,
     events: Option<File>,
+    host_ip: Option<IpAddr>,
+    pod_ips: Vec<IpAddr>,
 }
 
 /// The pod's live state; cheap to share.
@@ -104,6 +107,8 @@ impl Shared {
                 sandbox_ready: true,
                 ending: None,
                 events,
+                host_ip: None,
+                pod_ips: Vec::new(),
             }),
             changed: watch::channel(0).0,
             observer,
@@ -173,6 +178,21 @@ impl Shared {
         self.lock().containers[index].clone()
     }
 
+    /// The host's address and the pod's (`status.hostIP`, `status.podIP`).
+    pub fn set_addresses(&self, host_ip: Option<IpAddr>, pod_ips: Vec<IpAddr>) {
+        let mut inner = self.lock();
+        inner.host_ip = host_ip;
+        inner.pod_ips = pod_ips;
+        self.refresh(&mut inner);
+    }
+
+    /// The pod's addresses, once its network is attached.
+    pub fn set_pod_ips(&self, pod_ips: Vec<IpAddr>) {
+        let mut inner = self.lock();
+        inner.pod_ips = pod_ips;
+        self.refresh(&mut inner);
+    }
+
     /// The pod's namespaces are gone (it ended).
     pub fn sandbox_released(&self) {
         let mut inner = self.lock();
@@ -235,6 +255,10 @@ impl Shared {
             reason: ending.as_ref().and_then(|e| e.reason.clone()),
             message: ending.and_then(|e| e.message),
             start_time: Some(k8s_time(self.start_time)),
+            host_ip: inner.host_ip.map(|ip| ip.to_string()),
+            host_ips: inner.host_ip.iter().map(PodIp::from).collect(),
+            pod_ip: inner.pod_ips.first().map(ToString::to_string),
+            pod_ips: inner.pod_ips.iter().map(PodIp::from).collect(),
             init_container_statuses: init,
             container_statuses: main,
         }

@@ -15,6 +15,7 @@
 mod error;
 mod parse;
 mod quantity;
+mod sysctls;
 mod unsupported;
 mod validate;
 
@@ -24,6 +25,7 @@ use std::path::Path;
 pub use error::{FieldError, ManifestError};
 pub use k8s_openapi::api::core::v1::Pod;
 pub use quantity::{quantity_bytes, QuantityError};
+pub use sysctls::with_dots as sysctl_with_dots;
 
 /// Reads a manifest from a file path, or stdin when path is "-".
 pub fn load(path: &Path) -> Result<Pod, ManifestError> {

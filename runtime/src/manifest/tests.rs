@@ -1284,17 +1284,22 @@ fn unsupported_fields_are_refused_with_their_path() {
             ],
         ),
         (
-            "hostPort and hostIP",
+            "hostIP under hostNetwork, hostPort on an init container",
             |p| {
+                spec(p).host_network = Some(true);
                 app(p).ports = Some(vec![ContainerPort {
                     container_port: 80,
-                    host_port: Some(8080),
+                    host_port: Some(80),
                     host_ip: Some("127.0.0.1".into()),
                     ..Default::default()
-                }])
+                }]);
+                let mut init = app(p).clone();
+                init.name = "init".into();
+                spec(p).init_containers = Some(vec![init]);
             },
             &[
-                "spec.containers[0].ports[0].hostPort",
+                "spec.initContainers[0].ports[0].hostPort",
+                "spec.initContainers[0].ports[0].hostIP",
                 "spec.containers[0].ports[0].hostIP",
             ],
         ),
@@ -1376,7 +1381,6 @@ fn unsupported_fields_are_refused_with_their_path() {
             &[
                 "spec.hostPID",
                 "spec.nodeName",
-                "spec.securityContext.fsGroup",
                 "spec.securityContext.supplementalGroupsPolicy",
                 "spec.serviceAccountName",
                 "spec.shareProcessNamespace",
@@ -1669,4 +1673,294 @@ fn load_reads_files_and_names_missing_ones() {
 fn field_error_display() {
     let e = FieldError::new("spec.containers[0].image", "Required value");
     assert_eq!(e.to_string(), "spec.containers[0].image: Required value");
+}
+
+/// `securityContext` beyond users and capabilities: seccomp, privileged, procMount, sysctls,
+/// fsGroup; the API server's rules, the kubelet's sysctl admission, what stays refused.
+mod security_context {
+    use k8s_openapi::api::core::v1::{
+        AppArmorProfile, PodSecurityContext, SELinuxOptions, SeccompProfile, SecurityContext,
+        Sysctl,
+    };
+
+    use super::{app, base, errors, spec};
+    use crate::manifest::Pod;
+
+    fn seccomp(t: &str, local: Option<&str>) -> Option<SeccompProfile> {
+        Some(SeccompProfile {
+            type_: t.into(),
+            localhost_profile: local.map(Into::into),
+        })
+    }
+
+    fn sysctl(name: &str, value: &str) -> Sysctl {
+        Sysctl {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    fn with(mutate: impl FnOnce(&mut Pod)) -> Vec<String> {
+        let mut pod = base();
+        mutate(&mut pod);
+        errors(&pod)
+    }
+
+    const NAME_FMT: &str = r"must have at most 253 characters and match regex ([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?";
+
+    #[test]
+    fn accepted_fields() {
+        let errs = with(|p| {
+            spec(p).security_context = Some(PodSecurityContext {
+                fs_group: Some(2000),
+                fs_group_change_policy: Some("OnRootMismatch".into()),
+                seccomp_profile: seccomp("Localhost", Some("profiles/audit.json")),
+                sysctls: Some(vec![
+                    sysctl("kernel.shm_rmid_forced", "1"),
+                    sysctl("net/ipv4/ip_local_port_range", "1024 65000"),
+                    sysctl("net.ipv4.tcp_keepalive_time", "600"),
+                ]),
+                supplemental_groups_policy: Some("Merge".into()),
+                ..Default::default()
+            });
+            app(p).security_context = Some(SecurityContext {
+                privileged: Some(true),
+                seccomp_profile: seccomp("Unconfined", None),
+                proc_mount: Some("Default".into()),
+                ..Default::default()
+            });
+        });
+        assert_eq!(errs, Vec::<String>::new());
+    }
+
+    #[test]
+    fn seccomp_profile_rules() {
+        let errs = with(|p| {
+            spec(p).security_context = Some(PodSecurityContext {
+                seccomp_profile: seccomp("Localhost", None),
+                ..Default::default()
+            });
+            app(p).security_context = Some(SecurityContext {
+                seccomp_profile: seccomp("Localhost", Some("/etc/x.json")),
+                ..Default::default()
+            });
+            let mut c = super::container("b");
+            c.security_context = Some(SecurityContext {
+                seccomp_profile: seccomp("RuntimeDefault", Some("x.json")),
+                ..Default::default()
+            });
+            spec(p).containers.push(c);
+            let mut c = super::container("c");
+            c.security_context = Some(SecurityContext {
+                seccomp_profile: seccomp("Strict", None),
+                ..Default::default()
+            });
+            spec(p).containers.push(c);
+            let mut c = super::container("d");
+            c.security_context = Some(SecurityContext {
+                seccomp_profile: seccomp("", None),
+                ..Default::default()
+            });
+            spec(p).containers.push(c);
+            let mut c = super::container("e");
+            c.security_context = Some(SecurityContext {
+                seccomp_profile: seccomp("Localhost", Some("../up.json")),
+                ..Default::default()
+            });
+            spec(p).containers.push(c);
+        });
+        assert_eq!(
+            errs,
+            [
+                "spec.containers[0].securityContext.seccompProfile.localhostProfile: Invalid value: \"/etc/x.json\": must be a relative path",
+                "spec.containers[1].securityContext.seccompProfile.localhostProfile: Invalid value: \"x.json\": can only be set when seccomp type is Localhost",
+                "spec.containers[2].securityContext.seccompProfile.type: Unsupported value: \"Strict\": supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\"",
+                "spec.containers[3].securityContext.seccompProfile.type: Required value: type is required when seccompProfile is set",
+                "spec.containers[4].securityContext.seccompProfile.localhostProfile: Invalid value: \"../up.json\": must not contain '..'",
+                "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost",
+            ]
+        );
+    }
+
+    #[test]
+    fn privileged_and_proc_mount_rules() {
+        let errs = with(|p| {
+            app(p).security_context = Some(SecurityContext {
+                privileged: Some(true),
+                allow_privilege_escalation: Some(false),
+                proc_mount: Some("Unmasked".into()),
+                ..Default::default()
+            });
+            let mut c = super::container("b");
+            c.security_context = Some(SecurityContext {
+                proc_mount: Some("Hidden".into()),
+                ..Default::default()
+            });
+            spec(p).containers.push(c);
+        });
+        assert_eq!(
+            errs,
+            [
+                "spec.containers[0].securityContext: Invalid value: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+                "spec.containers[1].securityContext.procMount: Unsupported value: \"Hidden\": supported values: \"Default\", \"Unmasked\"",
+                "spec.containers[0].securityContext.procMount: Forbidden: not supported by podctl yet: `Unmasked` requires `hostUsers: false` (a user namespace), which podctl does not support",
+            ]
+        );
+        // With hostUsers: false the API server would take it; podctl refuses both.
+        let errs = with(|p| {
+            spec(p).host_users = Some(false);
+            app(p).security_context = Some(SecurityContext {
+                proc_mount: Some("Unmasked".into()),
+                ..Default::default()
+            });
+        });
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(
+            errs[0],
+            "spec.hostUsers: Forbidden: not supported by podctl yet"
+        );
+        assert!(errs[1].starts_with("spec.containers[0].securityContext.procMount: Forbidden"));
+    }
+
+    #[test]
+    fn sysctl_rules() {
+        let errs = with(|p| {
+            spec(p).security_context = Some(PodSecurityContext {
+                sysctls: Some(vec![
+                    sysctl("", "1"),
+                    sysctl("Kernel.Shm", "1"),
+                    sysctl("kernel.shm_rmid_forced", "1"),
+                    sysctl("kernel.shm_rmid_forced", "0"),
+                    sysctl("kernel.msgmax", "65536"),
+                    sysctl("net/core/somaxconn", "1024"),
+                ]),
+                ..Default::default()
+            })
+        });
+        let safe = "kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.tcp_syncookies, net.ipv4.ping_group_range, net.ipv4.ip_unprivileged_port_start, net.ipv4.ip_local_reserved_ports, net.ipv4.tcp_keepalive_time, net.ipv4.tcp_fin_timeout, net.ipv4.tcp_keepalive_intvl, net.ipv4.tcp_keepalive_probes, net.ipv4.tcp_rmem, net.ipv4.tcp_wmem, net.ipv4.tcp_slow_start_after_idle, net.ipv4.tcp_notsent_lowat";
+        assert_eq!(
+            errs,
+            [
+                "spec.securityContext.sysctls[0].name: Required value".to_owned(),
+                format!("spec.securityContext.sysctls[1].name: Invalid value: \"Kernel.Shm\": {NAME_FMT}"),
+                "spec.securityContext.sysctls[3].name: Duplicate value: \"kernel.shm_rmid_forced\"".to_owned(),
+                format!("spec.securityContext.sysctls[4]: Forbidden: forbidden sysctl: \"kernel.msgmax\" not allowlisted: the kubelet admits only its safe sysctls ({safe})"),
+                format!("spec.securityContext.sysctls[5]: Forbidden: forbidden sysctl: \"net.core.somaxconn\" not allowlisted: the kubelet admits only its safe sysctls ({safe})"),
+            ]
+        );
+        // The network's sysctls are the host's under hostNetwork: the API server refuses
+        // them; the IPC namespace stays the pod's.
+        let errs = with(|p| {
+            spec(p).host_network = Some(true);
+            spec(p).security_context = Some(PodSecurityContext {
+                sysctls: Some(vec![
+                    sysctl("kernel.shm_rmid_forced", "1"),
+                    sysctl("net.ipv4.ip_unprivileged_port_start", "0"),
+                ]),
+                ..Default::default()
+            })
+        });
+        assert_eq!(
+            errs,
+            ["spec.securityContext.sysctls[1].name: Invalid value: \"net.ipv4.ip_unprivileged_port_start\": may not be specified when 'hostNetwork' is true"]
+        );
+    }
+
+    #[test]
+    fn fs_group_rules() {
+        let errs = with(|p| {
+            spec(p).security_context = Some(PodSecurityContext {
+                fs_group: Some(-5),
+                fs_group_change_policy: Some("Sometimes".into()),
+                ..Default::default()
+            })
+        });
+        assert_eq!(
+            errs,
+            [
+                "spec.securityContext.fsGroup: Invalid value: -5: must be between 0 and 2147483647, inclusive",
+                "spec.securityContext.fsGroupChangePolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnRootMismatch\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_stays_refused() {
+        let errs = with(|p| {
+            spec(p).share_process_namespace = Some(true);
+            spec(p).security_context = Some(PodSecurityContext {
+                app_armor_profile: Some(AppArmorProfile {
+                    type_: "RuntimeDefault".into(),
+                    localhost_profile: None,
+                }),
+                se_linux_options: Some(SELinuxOptions {
+                    level: Some("s0:c1".into()),
+                    ..Default::default()
+                }),
+                se_linux_change_policy: Some("MountOption".into()),
+                supplemental_groups_policy: Some("Strict".into()),
+                ..Default::default()
+            });
+            app(p).security_context = Some(SecurityContext {
+                app_armor_profile: Some(AppArmorProfile {
+                    type_: "Unconfined".into(),
+                    localhost_profile: None,
+                }),
+                ..Default::default()
+            });
+        });
+        let refused: Vec<&str> = errs
+            .iter()
+            .map(|e| {
+                e.strip_suffix(": Forbidden: not supported by podctl yet")
+                    .unwrap_or(e)
+            })
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                "spec.securityContext.appArmorProfile",
+                "spec.securityContext.seLinuxChangePolicy",
+                "spec.securityContext.seLinuxOptions",
+                "spec.securityContext.supplementalGroupsPolicy",
+                "spec.shareProcessNamespace",
+                "spec.containers[0].securityContext.appArmorProfile",
+            ]
+        );
+    }
+}
+
+#[test]
+fn host_ports_follow_the_api_servers_rules() {
+    let port = |container_port: i32, host_port: i32, host_ip: &str| ContainerPort {
+        container_port,
+        host_port: Some(host_port),
+        host_ip: (!host_ip.is_empty()).then(|| host_ip.to_owned()),
+        ..Default::default()
+    };
+    let mut p = base();
+    app(&mut p).ports = Some(vec![
+        port(80, 8080, ""),
+        port(81, 70000, ""),
+        port(82, 9090, "not-an-ip"),
+    ]);
+    let mut second = container("second");
+    second.ports = Some(vec![port(90, 8080, "")]);
+    spec(&mut p).containers.push(second);
+    assert_eq!(
+        errors(&p),
+        [
+            "spec.containers[0].ports[1].hostPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            "spec.containers[0].ports[2].hostIP: Invalid value: \"not-an-ip\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            "spec.containers[1].ports[0].hostPort: Duplicate value: \"TCP//8080\"",
+        ]
+    );
+    // With hostNetwork the hostPort is the containerPort (defaulted when absent).
+    let mut p = base();
+    spec(&mut p).host_network = Some(true);
+    app(&mut p).ports = Some(vec![port(80, 8080, ""), port(81, 0, "")]);
+    assert_eq!(
+        errors(&p),
+        ["spec.containers[0].ports[0].hostPort: Invalid value: 8080: must match `containerPort` when `hostNetwork` is true"]
+    );
 }

@@ -470,22 +470,23 @@ fn probe_host(r: &mut Refusals, path: &str, host: Option<&str>) {
 
 fn container_port(r: &mut Refusals, path: &str, port: &ContainerPort, host_network: bool) {
     let ContainerPort {
-        // Informational: with a pod network they document, with hostNetwork they are the
-        // host's ports anyway.
-        container_port,
+        container_port: _,
         name: _,
         protocol: _,
+        // Published through the `portmap` CNI plugin (validated with the API server's
+        // rules, including hostNetwork's hostPort == containerPort).
         host_ip,
         host_port,
     } = port;
-    // With hostNetwork the API server defaults hostPort to containerPort.
-    let defaulted = if host_network {
-        vec![&0, container_port]
-    } else {
-        vec![&0]
-    };
-    r.unless(path, "hostPort", host_port.as_ref(), &defaulted);
-    r.non_empty(path, "hostIP", host_ip);
+    // The kubelet publishes the hostPorts of `spec.containers` only; an init container's
+    // would be silently unpublished.
+    if path.starts_with("spec.initContainers") {
+        r.unless(path, "hostPort", host_port.as_ref(), &[&0]);
+        r.non_empty(path, "hostIP", host_ip);
+    } else if host_network {
+        // The ports are the host's own: an address to bind would be ignored.
+        r.non_empty(path, "hostIP", host_ip);
+    }
 }
 
 fn volume_mount(r: &mut Refusals, path: &str, m: &VolumeMount) {
@@ -536,43 +537,43 @@ fn volume(r: &mut Refusals, path: &str, v: &Volume) {
     }
 }
 
-/// The pod's security context: the user and groups its processes run as are honoured
-/// (`oci::container_spec`, `runAsNonRoot` checked there); the rest is refused by name.
+/// The pod's security context: the user and groups its processes run as (`runAsNonRoot`
+/// checked in `oci::container_spec`), `fsGroup` (a supplementary group, and the group of
+/// emptyDir volumes; `fsGroupChangePolicy` only matters for volumes with content, which a
+/// new emptyDir has not), the default `seccompProfile` and the safe `sysctls` are honoured;
+/// the rest is refused by name.
 fn pod_security_context(r: &mut Refusals, path: &str, sc: &PodSecurityContext) {
     let PodSecurityContext {
         run_as_user: _,
         run_as_group: _,
         run_as_non_root: _,
         supplemental_groups: _,
+        fs_group: _,
+        fs_group_change_policy: _,
+        seccomp_profile: _,
+        sysctls: _,
         app_armor_profile,
-        fs_group,
-        fs_group_change_policy,
         se_linux_change_policy,
         se_linux_options,
-        seccomp_profile,
         supplemental_groups_policy,
-        sysctls,
         windows_options,
     } = sc;
     r.present(path, "appArmorProfile", app_armor_profile);
-    r.present(path, "fsGroup", fs_group);
-    r.present(path, "fsGroupChangePolicy", fs_group_change_policy);
     r.present(path, "seLinuxChangePolicy", se_linux_change_policy);
     r.non_empty(path, "seLinuxOptions", se_linux_options);
-    r.present(path, "seccompProfile", seccomp_profile);
     r.unless(
         path,
         "supplementalGroupsPolicy",
         supplemental_groups_policy.as_deref(),
         &["Merge"],
     );
-    r.non_empty(path, "sysctls", sysctls);
     r.non_empty(path, "windowsOptions", windows_options);
 }
 
 /// A container's security context: user, groups, `runAsNonRoot`, capabilities,
-/// `readOnlyRootFilesystem` and `allowPrivilegeEscalation` are honoured; the rest is refused
-/// by name (`privileged: false` and `procMount: Default` are the defaults, so they pass).
+/// `readOnlyRootFilesystem`, `allowPrivilegeEscalation`, `privileged` and `seccompProfile`
+/// are honoured (`oci::container_spec`); `procMount: Unmasked` is refused with its reason,
+/// the rest by name.
 fn container_security_context(r: &mut Refusals, path: &str, sc: &SecurityContext) {
     let SecurityContext {
         run_as_user: _,
@@ -581,17 +582,24 @@ fn container_security_context(r: &mut Refusals, path: &str, sc: &SecurityContext
         read_only_root_filesystem: _,
         allow_privilege_escalation: _,
         capabilities: _,
+        privileged: _,
+        seccomp_profile: _,
         app_armor_profile,
-        privileged,
         proc_mount,
         se_linux_options,
-        seccomp_profile,
         windows_options,
     } = sc;
     r.present(path, "appArmorProfile", app_armor_profile);
-    r.unless(path, "privileged", privileged.as_ref(), &[&false]);
-    r.unless(path, "procMount", proc_mount.as_deref(), &["Default"]);
+    if proc_mount.as_deref() == Some("Unmasked") {
+        // The API server accepts `Unmasked` only with `hostUsers: false` ("`hostUsers` must
+        // be false to use `Unmasked`"): a user namespace for the pod, which podctl does not
+        // support. `oci::container_spec` implements it for the day it does.
+        r.0.push(FieldError::new(
+            join(path, "procMount"),
+            "Forbidden: not supported by podctl yet: `Unmasked` requires `hostUsers: false` \
+             (a user namespace), which podctl does not support",
+        ));
+    }
     r.non_empty(path, "seLinuxOptions", se_linux_options);
-    r.present(path, "seccompProfile", seccomp_profile);
     r.non_empty(path, "windowsOptions", windows_options);
 }

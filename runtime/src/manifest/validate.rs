@@ -14,13 +14,14 @@ use std::path::{Component, Path};
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, ExecAction, GRPCAction, HTTPGetAction,
-    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSpec, Probe, SecurityContext,
-    SleepAction, TCPSocketAction, Volume, VolumeMount,
+    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, Probe,
+    SeccompProfile, SecurityContext, SleepAction, Sysctl, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::error::FieldError;
 use super::quantity::{quantity_bytes, QuantityError};
+use super::sysctls;
 use super::Pod;
 use crate::reference::ReferenceError;
 
@@ -184,6 +185,7 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
         init_container(v, &path, c, grace);
         unique_name(v, &path, c, &mut init_names);
     }
+    host_ports(v, spec);
     let mut container_names = HashSet::new();
     if spec.containers.is_empty() {
         v.push("spec.containers", "Required value");
@@ -213,12 +215,7 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
     );
     dns(v, spec);
     if let Some(sc) = &spec.security_context {
-        let path = "spec.securityContext";
-        id_in_range(v, &format!("{path}.runAsUser"), sc.run_as_user);
-        id_in_range(v, &format!("{path}.runAsGroup"), sc.run_as_group);
-        for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
-            id_in_range(v, &format!("{path}.supplementalGroups[{i}]"), Some(*g));
-        }
+        pod_security(v, spec, sc);
     }
     for (i, alias) in spec.host_aliases.iter().flatten().enumerate() {
         let path = format!("spec.hostAliases[{i}]");
@@ -344,12 +341,132 @@ fn id_in_range(v: &mut Errors, path: &str, id: Option<i64>) {
     }
 }
 
-/// A container's security context: ids, the no_new_privs conflict the API server refuses,
-/// and capability names (which Kubernetes leaves to the runtime to refuse, after the pod
-/// exists; podctl refuses them before).
+/// The pod's security context (`validatePodSecurityContext`): ids, `fsGroupChangePolicy`,
+/// `seccompProfile`, and the sysctls, which the kubelet then admits only from its safe set.
+fn pod_security(v: &mut Errors, spec: &PodSpec, sc: &PodSecurityContext) {
+    let path = "spec.securityContext";
+    id_in_range(v, &format!("{path}.fsGroup"), sc.fs_group);
+    id_in_range(v, &format!("{path}.runAsUser"), sc.run_as_user);
+    id_in_range(v, &format!("{path}.runAsGroup"), sc.run_as_group);
+    for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
+        id_in_range(v, &format!("{path}.supplementalGroups[{i}]"), Some(*g));
+    }
+    pod_sysctls(v, spec, sc.sysctls.as_deref().unwrap_or_default());
+    if let Some(policy) = sc.fs_group_change_policy.as_deref() {
+        if !["Always", "OnRootMismatch"].contains(&policy) {
+            v.unsupported(
+                format!("{path}.fsGroupChangePolicy"),
+                policy,
+                &["Always", "OnRootMismatch"],
+            );
+        }
+    }
+    seccomp_profile(
+        v,
+        &format!("{path}.seccompProfile"),
+        sc.seccomp_profile.as_ref(),
+    );
+}
+
+/// `validateSysctls` and `ValidateHostSysctl` of the API server, then the kubelet's
+/// admission (`SysctlForbidden`): only its safe sysctls, on a kernel that namespaces them.
+fn pod_sysctls(v: &mut Errors, spec: &PodSpec, list: &[Sysctl]) {
+    if list.is_empty() {
+        return;
+    }
+    let safe = sysctls::safe_set(crate::seccomp::kernel_version());
+    let mut seen = HashSet::new();
+    for (i, s) in list.iter().enumerate() {
+        let path = format!("spec.securityContext.sysctls[{i}]");
+        let name_path = format!("{path}.name");
+        if s.name.is_empty() {
+            v.push(name_path, "Required value");
+            continue;
+        }
+        if !sysctls::is_valid_name(&s.name) {
+            v.invalid(
+                name_path,
+                &s.name,
+                &format!(
+                    "must have at most {} characters and match regex {}",
+                    sysctls::MAX_LENGTH,
+                    sysctls::NAME_FMT
+                ),
+            );
+            continue;
+        }
+        if !seen.insert(s.name.as_str()) {
+            v.push(name_path, format!("Duplicate value: {:?}", s.name));
+            continue;
+        }
+        let dotted = sysctls::with_dots(&s.name);
+        let host = match sysctls::namespace(&dotted) {
+            Some(sysctls::Namespace::Net) if spec.host_network == Some(true) => Some("hostNetwork"),
+            Some(sysctls::Namespace::Ipc) if spec.host_ipc == Some(true) => Some("hostIPC"),
+            _ => None,
+        };
+        if let Some(host) = host {
+            v.invalid(
+                name_path,
+                &s.name,
+                &format!("may not be specified when '{host}' is true"),
+            );
+        } else if !safe.contains(&dotted.as_str()) {
+            v.push(
+                path,
+                format!(
+                    "Forbidden: forbidden sysctl: {dotted:?} not allowlisted: the kubelet \
+                     admits only its safe sysctls ({})",
+                    safe.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// `validateSeccompProfileField`: a known type; `localhostProfile` for `Localhost` only, a
+/// relative path without `..`.
+fn seccomp_profile(v: &mut Errors, path: &str, sp: Option<&SeccompProfile>) {
+    let Some(sp) = sp else { return };
+    let types = ["Localhost", "RuntimeDefault", "Unconfined"];
+    match sp.type_.as_str() {
+        "" => v.push(
+            format!("{path}.type"),
+            "Required value: type is required when seccompProfile is set",
+        ),
+        t if !types.contains(&t) => v.unsupported(format!("{path}.type"), t, &types),
+        _ => {}
+    }
+    let local = format!("{path}.localhostProfile");
+    match (sp.type_.as_str(), sp.localhost_profile.as_deref()) {
+        ("Localhost", None) => v.push(
+            local,
+            "Required value: must be set when seccomp type is Localhost",
+        ),
+        ("Localhost", Some(p)) => descending_path(v, &local, p),
+        (_, Some(p)) => v.invalid(local, p, "can only be set when seccomp type is Localhost"),
+        (_, None) => {}
+    }
+}
+
+/// A container's security context: ids, `procMount`, `seccompProfile`, the no_new_privs
+/// conflicts the API server refuses, and capability names (which Kubernetes leaves to the
+/// runtime to refuse, after the pod exists; podctl refuses them before).
 fn container_security(v: &mut Errors, path: &str, sc: &SecurityContext) {
     id_in_range(v, &format!("{path}.runAsUser"), sc.run_as_user);
     id_in_range(v, &format!("{path}.runAsGroup"), sc.run_as_group);
+    if let Some(pm) = sc.proc_mount.as_deref() {
+        // `Unmasked` also needs `hostUsers: false`, which podctl refuses: `unsupported`
+        // says so on this field whatever hostUsers is.
+        if !["Default", "Unmasked"].contains(&pm) {
+            v.unsupported(format!("{path}.procMount"), pm, &["Default", "Unmasked"]);
+        }
+    }
+    seccomp_profile(
+        v,
+        &format!("{path}.seccompProfile"),
+        sc.seccomp_profile.as_ref(),
+    );
     let caps = sc.capabilities.as_ref();
     for (field, list) in [
         ("add", caps.and_then(|c| c.add.as_deref())),
@@ -368,6 +485,12 @@ fn container_security(v: &mut Errors, path: &str, sc: &SecurityContext) {
         }
     }
     if sc.allow_privilege_escalation == Some(false) {
+        if sc.privileged == Some(true) {
+            v.push(
+                path,
+                "Invalid value: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            );
+        }
         let sys_admin = caps
             .and_then(|c| c.add.as_deref())
             .unwrap_or_default()
@@ -731,6 +854,68 @@ fn container_port<'a>(
         port.protocol.as_deref(),
         &["SCTP", "TCP", "UDP"],
     );
+}
+
+/// hostPorts as the API server checks them: in range; with `hostNetwork`, equal to the
+/// containerPort (the default it fills in); unique per protocol, hostIP and port within each
+/// list of containers (`AccumulateUniqueHostPorts`). podctl also wants a hostIP it can bind.
+fn host_ports(v: &mut Errors, spec: &PodSpec) {
+    let host_network = spec.host_network.unwrap_or(false);
+    let lists = [
+        (
+            "spec.initContainers",
+            spec.init_containers.as_deref().unwrap_or_default(),
+        ),
+        ("spec.containers", spec.containers.as_slice()),
+    ];
+    for (list, containers) in lists {
+        let mut seen = HashSet::new();
+        for (ci, c) in containers.iter().enumerate() {
+            for (pi, p) in c.ports.iter().flatten().enumerate() {
+                let path = format!("{list}[{ci}].ports[{pi}]");
+                let mut host_port = p.host_port.unwrap_or(0);
+                if host_network && host_port == 0 {
+                    host_port = p.container_port;
+                }
+                if host_port == 0 {
+                    continue;
+                }
+                if !(1..=65535).contains(&host_port) {
+                    v.invalid_number(
+                        format!("{path}.hostPort"),
+                        host_port,
+                        "must be between 1 and 65535, inclusive",
+                    );
+                } else if host_network && host_port != p.container_port {
+                    v.invalid_number(
+                        format!("{path}.hostPort"),
+                        host_port,
+                        "must match `containerPort` when `hostNetwork` is true",
+                    );
+                }
+                let host_ip = p.host_ip.as_deref().unwrap_or_default();
+                if !host_ip.is_empty() && host_ip.parse::<std::net::IpAddr>().is_err() {
+                    v.invalid(
+                        format!("{path}.hostIP"),
+                        host_ip,
+                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                    );
+                }
+                let protocol = p
+                    .protocol
+                    .as_deref()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("TCP");
+                let key = format!("{protocol}/{host_ip}/{host_port}");
+                if !seen.insert(key.clone()) {
+                    v.push(
+                        format!("{path}.hostPort"),
+                        format!("Duplicate value: {key:?}"),
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn volume_mount<'a>(

@@ -1,6 +1,7 @@
 //! The per-pod `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, bind-mounted into every
 //! container so that all of them agree, as under the kubelet and containerd's CRI plugin.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{HostAlias, Pod};
@@ -8,14 +9,18 @@ use k8s_openapi::api::core::v1::{HostAlias, Pod};
 use super::SandboxError;
 
 /// The kubelet's managed hosts file (`managedHostsFileContent`) for a pod with its own
-/// network namespace.
+/// network namespace: one `<podIP>\t<hostname>` line per pod IP (the FQDN first with a
+/// `subdomain`, as the kubelet writes it).
 ///
-/// The kubelet writes one `<podIP>\t<hostname>` line per pod IP. podctl pods have no IP
-/// (loopback only, no CNI yet), so the hostname is mapped to 127.0.1.1, Debian's convention
-/// for "this host's name", which keeps `getent hosts $(hostname)` and software that resolves
-/// its own name working. This line is podctl's choice, not upstream behaviour. With a
-/// `subdomain`, the line names the FQDN first, as the kubelet's does.
-pub(crate) fn managed_hosts(hostname: &str, fqdn: Option<&str>, aliases: &[HostAlias]) -> String {
+/// A pod without addresses (loopback only, or before its network is attached) has its
+/// hostname mapped to 127.0.1.1, Debian's convention for "this host's name", which keeps
+/// `getent hosts $(hostname)` working; that line is podctl's choice, not upstream behaviour.
+pub(crate) fn managed_hosts(
+    hostname: &str,
+    fqdn: Option<&str>,
+    aliases: &[HostAlias],
+    pod_ips: &[IpAddr],
+) -> String {
     let mut out = String::from(concat!(
         "# Kubernetes-managed hosts file.\n",
         "127.0.0.1\tlocalhost\n",
@@ -25,9 +30,17 @@ pub(crate) fn managed_hosts(hostname: &str, fqdn: Option<&str>, aliases: &[HostA
         "fe00::1\tip6-allnodes\n",
         "fe00::2\tip6-allrouters\n",
     ));
-    match fqdn {
-        Some(fqdn) => out.push_str(&format!("127.0.1.1\t{fqdn}\t{hostname}\n")),
-        None => out.push_str(&format!("127.0.1.1\t{hostname}\n")),
+    let loopback = [IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1, 1))];
+    let ips = if pod_ips.is_empty() {
+        &loopback[..]
+    } else {
+        pod_ips
+    };
+    for ip in ips {
+        match fqdn {
+            Some(fqdn) => out.push_str(&format!("{ip}\t{fqdn}\t{hostname}\n")),
+            None => out.push_str(&format!("{ip}\t{hostname}\n")),
+        }
     }
     out.push_str(&host_aliases(aliases));
     out
@@ -113,8 +126,30 @@ pub(crate) fn write_file(path: &Path, content: &str) -> Result<(), SandboxError>
         .map_err(|e| io("chmod", e))
 }
 
-/// `/etc/hosts` content for the pod.
-pub(crate) fn hosts_for(pod: &Pod, hostname: &str) -> Result<String, SandboxError> {
+/// Replaces the content of an existing file in place: containers bind its inode, so a new
+/// file renamed over it would not reach them.
+pub(crate) fn overwrite_file(path: &Path, content: &str) -> Result<(), SandboxError> {
+    use std::io::Write;
+    let io = |op, source| SandboxError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| io("open", e))?;
+    file.write_all(content.as_bytes())
+        .map_err(|e| io("write", e))
+}
+
+/// `/etc/hosts` content for the pod, with its addresses once it has them.
+pub(crate) fn hosts_for(
+    pod: &Pod,
+    hostname: &str,
+    pod_ips: &[IpAddr],
+) -> Result<String, SandboxError> {
     let spec = pod.spec.as_ref();
     let aliases = spec
         .and_then(|s| s.host_aliases.as_deref())
@@ -129,6 +164,7 @@ pub(crate) fn hosts_for(pod: &Pod, hostname: &str) -> Result<String, SandboxErro
             hostname,
             pod_fqdn(pod, hostname).as_deref(),
             aliases,
+            pod_ips,
         ))
     }
 }
@@ -177,7 +213,7 @@ mod tests {
             },
         ];
         assert_eq!(
-            managed_hosts("web", None, &aliases),
+            managed_hosts("web", None, &aliases, &[]),
             "# Kubernetes-managed hosts file.\n\
              127.0.0.1\tlocalhost\n\
              ::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -191,7 +227,7 @@ mod tests {
              10.1.2.3\tfoo.local\tbar.local\n\
              10.1.2.4\tbaz\n"
         );
-        assert!(!managed_hosts("web", None, &[]).contains("HostAliases"));
+        assert!(!managed_hosts("web", None, &[], &[]).contains("HostAliases"));
     }
 
     #[test]
@@ -203,8 +239,12 @@ mod tests {
         .unwrap();
         let fqdn = pod_fqdn(&pod, "web").unwrap();
         assert_eq!(fqdn, "web.db.team.svc.cluster.local");
-        assert!(managed_hosts("web", Some(&fqdn), &[])
+        assert!(managed_hosts("web", Some(&fqdn), &[], &[])
             .contains("127.0.1.1\tweb.db.team.svc.cluster.local\tweb\n"));
+        let ips = ["10.85.0.9".parse().unwrap()];
+        assert!(managed_hosts("web", Some(&fqdn), &[], &ips).contains(
+            "\nfe00::2\tip6-allrouters\n10.85.0.9\tweb.db.team.svc.cluster.local\tweb\n"
+        ));
     }
 
     #[test]

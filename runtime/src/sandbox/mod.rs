@@ -21,6 +21,7 @@ pub mod dns;
 mod files;
 mod mounts;
 mod namespaces;
+mod ownership;
 mod volumes;
 
 pub(crate) use namespaces::tcp_socket_in;
@@ -259,7 +260,10 @@ impl Sandbox {
         mkdir(self.shm.clone(), 0o755)?;
 
         files::write_file(&self.hostname, &format!("{}\n", self.hostname_value))?;
-        files::write_file(&self.hosts, &files::hosts_for(pod, &self.hostname_value)?)?;
+        files::write_file(
+            &self.hosts,
+            &files::hosts_for(pod, &self.hostname_value, &[])?,
+        )?;
         files::write_file(&self.resolv_conf, &files::resolv_conf_for(pod)?)?;
 
         namespaces::create(&namespaces::NamespacePlan {
@@ -283,12 +287,34 @@ impl Sandbox {
             .as_ref()
             .and_then(|s| s.volumes.as_deref())
             .unwrap_or_default();
+        // The kubelet gives `fsGroup` the pod's emptyDirs (hostPaths stay as they are).
+        let fs_group = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|sc| sc.fs_group)
+            .and_then(|g| u32::try_from(g).ok());
         for volume in spec_volumes {
             if let Some(root) = self.volumes.get(&volume.name) {
                 volumes::set_up(volume, root)?;
+                if let (VolumeRoot::EmptyDir(dir), Some(gid)) = (root, fs_group) {
+                    ownership::set_volume_ownership(dir, gid)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Rewrites the pod's `/etc/hosts` with its addresses (once its network is attached),
+    /// in place, so that containers created already see it.
+    pub fn write_hosts(&self, pod: &Pod, pod_ips: &[std::net::IpAddr]) -> Result<(), SandboxError> {
+        let content = files::hosts_for(pod, &self.hostname_value, pod_ips)?;
+        // An adopted pod's file is already right; rewriting it would race its readers and
+        // drop what its containers wrote there.
+        if std::fs::read_to_string(&self.hosts).is_ok_and(|c| c == content) {
+            return Ok(());
+        }
+        files::overwrite_file(&self.hosts, &content)
     }
 
     /// Whether the pod's namespace pins still hold namespaces (they are gone after a reboot,
