@@ -385,3 +385,46 @@ async fn the_network_examples_run() {
     assert_eq!(lines_of(&out, "app"), ["app starts: the service is up"]);
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_network_pods_use_the_hosts_address_and_claim_their_ports() {
+    let f = Fixture::new("net-hostnet").await;
+    let port = free_port();
+    let manifest = pod(
+        "hostnet",
+        &format!(
+            r#"  hostNetwork: true
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: web
+      image: busybox:1.35
+      command: ["sh", "-c", "mkdir /www && echo on-the-host > /www/index.html && exec httpd -f -p 127.0.0.1:{port} -h /www"]
+      ports: [{{containerPort: {port}, hostPort: {port}}}]
+"#
+        ),
+    );
+    let server = f.start(&["run", "--rm", "-"], Some(&manifest));
+    let ip = running_pod_ip(&f, "hostnet");
+    let s = status(&f, "hostnet").unwrap();
+    assert_eq!(s["hostIP"], ip.as_str(), "{s:#}");
+    assert_eq!(get_until_ok(&format!("127.0.0.1:{port}")), "on-the-host");
+    // No CNI: the test network's bridge was never made.
+    assert!(!std::path::Path::new("/sys/class/net")
+        .join(&f.net.bridge)
+        .exists());
+
+    // Its port is claimed: a pod on the network asking for it is refused.
+    let out = f.run(&web_pod("thief", "x", Some(port)));
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "is already taken by pod \"{}/hostnet\"",
+            f.namespace
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30));
+    f.finish().await;
+}

@@ -179,6 +179,7 @@ fn status(e: SuperviseError) -> Status {
             LifecycleError::Image(_)
             | LifecycleError::Reference { .. }
             | LifecycleError::Sandbox(_)
+            | LifecycleError::Network(_)
             | LifecycleError::Oci(_),
         )
         | SuperviseError::Lifecycle(LifecycleError::PodRunning { .. })

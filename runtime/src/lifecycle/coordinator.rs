@@ -54,6 +54,8 @@ pub(crate) struct Coordinator {
     deadline: Option<Instant>,
     slots: Vec<Option<Slot>>,
     pub teardown: Teardown,
+    /// The pod network's ADD under way; the first container start waits for it.
+    pub network: Option<super::NetworkSetup>,
 }
 
 impl Coordinator {
@@ -79,7 +81,31 @@ impl Coordinator {
             stop_open: true,
             deadline,
             slots: (0..containers).map(|_| None).collect(),
+            network: None,
         }
+    }
+
+    /// Waits for the pod's network before the first container starts (once; later calls
+    /// return at once), recording its addresses in the status and `/etc/hosts`. A stop
+    /// asked for meanwhile returns without waiting: the ADD finishes on its own, and the
+    /// teardown's DEL waits for it.
+    async fn network_ready(&mut self) -> Result<Option<Interrupt>, LifecycleError> {
+        let Some(setup) = self.network.take() else {
+            return Ok(None);
+        };
+        let mut stop = self.stop.clone();
+        let ips = tokio::select! {
+            joined = setup => joined.map_err(|e| LifecycleError::Join(e.to_string()))??,
+            _ = stop.wait_for(|s| *s != StopRequest::None) => return Ok(Some(Interrupt::Stop)),
+        };
+        tracing::debug!(pod = %self.ctx.pod_name, ?ips, "network attached");
+        let (sandbox, pod, addresses) =
+            (self.ctx.sandbox.clone(), self.ctx.pod.clone(), ips.clone());
+        tokio::task::spawn_blocking(move || sandbox.write_hosts(&pod, &addresses))
+            .await
+            .map_err(|e| LifecycleError::Join(e.to_string()))??;
+        self.shared.set_pod_ips(ips);
+        Ok(None)
     }
 
     /// Runs the pod to its end and fixes its final phase.
@@ -111,8 +137,9 @@ impl Coordinator {
             }
             if self.slots[i].is_none() {
                 let first = pipeline.take(i).await?;
-                // A stop that came while the container was being created: it does not start.
-                interrupt = self.interrupted();
+                // A stop that came while the container (or the network) was being made: it
+                // does not start.
+                interrupt = self.network_ready().await?.or_else(|| self.interrupted());
                 if interrupt.is_some() {
                     self.teardown.delete(first);
                     break;
@@ -151,10 +178,13 @@ impl Coordinator {
             for &i in &waiting {
                 firsts.push(pipeline.take(i).await?);
             }
+            if let Some(stopped) = self.network_ready().await? {
+                interrupt = Some(stopped);
+            }
             // One after another in spec order: a postStart hook holds the next start.
             let mut firsts = firsts.into_iter();
             for (&i, first) in waiting.iter().zip(firsts.by_ref()) {
-                interrupt = self.interrupted();
+                interrupt = interrupt.or_else(|| self.interrupted());
                 if interrupt.is_some() {
                     self.teardown.delete(first);
                     break;

@@ -306,7 +306,8 @@ pub struct Admitted {
 }
 
 /// The pod's network being attached (CNI ADD, on a blocking thread): its addresses.
-type NetworkSetup = tokio::task::JoinHandle<Result<Vec<std::net::IpAddr>, network::NetworkError>>;
+pub(crate) type NetworkSetup =
+    tokio::task::JoinHandle<Result<Vec<std::net::IpAddr>, network::NetworkError>>;
 
 impl Admitted {
     /// The pod's name.
@@ -377,9 +378,20 @@ pub async fn admit(
         dir: &dir,
         pod: &pod,
     })?;
-    let attachment = match &planned.netns {
-        Some(netns) => network::plan(&opts.network, &pod, &opts.root, &namespace, netns)?,
-        None => None,
+    let (attachment, host_ip) = {
+        let (network, pod, root, namespace) = (
+            opts.network.clone(),
+            pod.clone(),
+            opts.root.clone(),
+            namespace.clone(),
+        );
+        let netns = planned.netns.clone().unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            network::plan(&network, &pod, &root, &namespace, &netns)
+                .map(|a| (a, network::host_ip()))
+        })
+        .await
+        .map_err(|e| LifecycleError::Join(e.to_string()))??
     };
 
     tracing::debug!(pod = %name, "resolving images, creating the sandbox");
@@ -458,7 +470,6 @@ pub async fn admit(
             );
         }
     }
-    let host_ip = network::host_ip();
     let host_network = planned.netns.is_none();
     shared.set_addresses(
         host_ip,
@@ -469,7 +480,7 @@ pub async fn admit(
         },
     );
     // ADD runs while the containers are prepared; the first start waits for it.
-    let network = attachment.map(|_| {
+    let network = attachment.filter(|a| !a.is_claim_only()).map(|_| {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || network::attach(&dir))
     });
@@ -706,10 +717,8 @@ async fn run_containers(
         remove,
         pipeline.plan.len(),
     );
-    let result = match network_ready(ctx, shared, network).await {
-        Ok(()) => coordinator.drive(&mut pipeline).await,
-        Err(e) => Err(e),
-    };
+    coordinator.network = network;
+    let result = coordinator.drive(&mut pipeline).await;
     coordinator.shutdown().await;
     // Tasks prepared ahead and never started are discarded; on an error the caller removes
     // everything by label, so only their preparation must have finished.
@@ -718,25 +727,6 @@ async fn run_containers(
     }
     coordinator.teardown.finish().await;
     result
-}
-
-/// Waits for the pod's network (if one is being attached), then records its addresses in
-/// the status and in the pod's `/etc/hosts`, before any container starts.
-async fn network_ready(
-    ctx: &PodContext,
-    shared: &Shared,
-    network: Option<NetworkSetup>,
-) -> Result<(), LifecycleError> {
-    let Some(setup) = network else {
-        return Ok(());
-    };
-    let ips = setup
-        .await
-        .map_err(|e| LifecycleError::Join(e.to_string()))??;
-    tracing::debug!(pod = %ctx.pod_name, ?ips, "network attached");
-    ctx.sandbox.write_hosts(&ctx.pod, &ips)?;
-    shared.set_pod_ips(ips);
-    Ok(())
 }
 
 async fn pod_containers(

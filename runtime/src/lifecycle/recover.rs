@@ -165,16 +165,7 @@ pub async fn recover(
         Some(&dir),
         observer,
     );
-    shared.set_addresses(crate::network::host_ip(), Vec::new());
-    let network = if ctx.sandbox.netns.is_some() {
-        let dir = dir.clone();
-        Some(tokio::task::spawn_blocking(move || {
-            crate::network::reattach(&dir)
-        }))
-    } else {
-        shared.set_pod_ips(crate::network::host_ip().into_iter().collect());
-        None
-    };
+    let network = adopt_network(&shared, &dir, ctx.sandbox.netns.is_some()).await?;
     tracing::info!(pod = %name, "adopted");
     Ok(Admitted {
         ctx,
@@ -184,6 +175,41 @@ pub async fn recover(
         remove: false,
         network,
     })
+}
+
+/// The adopted pod's addresses: from its network's record when its ADD had finished (then
+/// checked with CHECK in the background), else its network made again (DEL, ADD) before
+/// anything of it starts; the host's for a `hostNetwork` pod.
+async fn adopt_network(
+    shared: &Shared,
+    dir: &Path,
+    own_network: bool,
+) -> Result<Option<super::NetworkSetup>, LifecycleError> {
+    let read = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            crate::network::read_record(&dir).map(|r| (r, crate::network::host_ip()))
+        })
+    };
+    let (record, host_ip) = read
+        .await
+        .map_err(|e| LifecycleError::Join(e.to_string()))??;
+    if !own_network {
+        shared.set_addresses(host_ip, host_ip.into_iter().collect());
+        return Ok(None);
+    }
+    let dir = dir.to_path_buf();
+    match record {
+        Some(r) if !r.attached => Ok(Some({
+            shared.set_addresses(host_ip, Vec::new());
+            tokio::task::spawn_blocking(move || crate::network::reattach(&dir))
+        })),
+        record => {
+            shared.set_addresses(host_ip, record.map(|r| r.pod_ips()).unwrap_or_default());
+            tokio::task::spawn_blocking(move || crate::network::reattach(&dir));
+            Ok(None)
+        }
+    }
 }
 
 /// Ends pod `name` for good without running anything of it again: a pod adopted after it

@@ -173,9 +173,11 @@ pub fn run_list(
         Command::Del => plugins.into_iter().rev().collect(),
         Command::Add | Command::Check => plugins,
     };
+    // `prevResult` on DEL and CHECK came with CNI 0.4.0; older plugins refuse it.
     let mut prev = match command {
         Command::Add => None,
-        Command::Check | Command::Del => cached.cloned(),
+        Command::Check | Command::Del if at_least_0_4(&version) => cached.cloned(),
+        Command::Check | Command::Del => None,
     };
     for plugin in order {
         let mut conf = plugin.as_object().cloned().unwrap_or_default();
@@ -208,6 +210,18 @@ pub fn run_list(
         Command::Add => prev,
         Command::Check | Command::Del => None,
     })
+}
+
+/// Whether a `cniVersion` is 0.4.0 or later (CHECK, and `prevResult` on DEL).
+pub fn at_least_0_4(version: &Value) -> bool {
+    let parts: Vec<u32> = version
+        .as_str()
+        .unwrap_or("")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    matches!(parts.as_slice(), [major, ..] if *major >= 1)
+        || matches!(parts.as_slice(), [0, minor, ..] if *minor >= 4)
 }
 
 /// Finds a plugin's executable in the bin dirs, in order.
@@ -265,12 +279,20 @@ fn exec(
         // A plugin that exits without reading its config makes this fail; its exit says why.
         let _ = pipe.write_all(&stdin);
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|source| NetworkError::Exec {
-            plugin: path.clone(),
-            source,
-        })?;
+    let out = wait_bounded(child, PLUGIN_TIMEOUT).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::TimedOut {
+            NetworkError::Timeout {
+                plugin: plugin.to_owned(),
+                command: command.as_str(),
+                after: PLUGIN_TIMEOUT,
+            }
+        } else {
+            NetworkError::Exec {
+                plugin: path.clone(),
+                source,
+            }
+        }
+    })?;
     tracing::debug!(
         plugin,
         command = command.as_str(),
@@ -309,6 +331,51 @@ fn exec(
         plugin: plugin.to_owned(),
         command: command.as_str(),
         error,
+    })
+}
+
+/// How long one plugin may take (an iptables lock held elsewhere, a hung D-Bus call) before
+/// it and its children are killed.
+pub const PLUGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `wait_with_output`, but killing the child's process group after `limit` (the error is
+/// then `TimedOut`).
+fn wait_bounded(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(limit) {
+        Ok(status) => status?,
+        Err(_) => {
+            // The plugin leads a group of its own (see `exec`): its children go with it.
+            let group = nix::unistd::Pid::from_raw(-(pid as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = waiter.join();
+            return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        }
+    };
+    let _ = waiter.join();
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     })
 }
 
@@ -372,6 +439,55 @@ mod tests {
             e.to_string(),
             "bad subnet (CNI error code 7: invalid network config): x"
         );
+    }
+
+    #[test]
+    fn versions_from_0_4_know_check_and_prev_result() {
+        for (v, yes) in [
+            ("1.0.0", true),
+            ("0.4.0", true),
+            ("0.3.1", false),
+            ("", false),
+        ] {
+            assert_eq!(at_least_0_4(&Value::from(v)), yes, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_plugin_that_hangs_is_killed_with_its_children() {
+        let child = Process::new("sh")
+            .args(["-c", "sleep 30 & sleep 30"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let started = std::time::Instant::now();
+        let err = wait_bounded(child, std::time::Duration::from_millis(200)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Every process of its group is gone or dead (a zombie until something reaps it).
+        let alive_in_group = || {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+                .filter_map(|stat| {
+                    let after = stat.rsplit_once(") ")?.1.to_owned();
+                    let fields: Vec<&str> = after.split(' ').collect();
+                    (fields.get(2)? == &pid.to_string().as_str()).then(|| fields[0] != "Z")
+                })
+                .any(|alive| alive)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while alive_in_group() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the plugin's children live on"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     #[test]

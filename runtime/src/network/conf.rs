@@ -75,36 +75,43 @@ pub fn default_list() -> Value {
 
 /// The network a pod joins per `opts`; `None` for loopback only.
 pub fn select(opts: &NetworkOptions) -> Result<Option<NetworkConfig>, NetworkError> {
-    let found = || load_dir(&opts.conf_dir);
+    // Looking for a network by name, a file that does not parse is skipped (and named in
+    // a warning) unless it is the one asked for: another tool's broken file must not stop
+    // podctl's pods.
+    let named = |name: &str| -> Result<(Option<NetworkConfig>, Vec<String>), NetworkError> {
+        let mut names = Vec::new();
+        for file in files_in(&opts.conf_dir)? {
+            match load_file(&file) {
+                Ok(c) if c.name == name => return Ok((Some(c), names)),
+                Ok(c) => names.push(c.name),
+                Err(e) if name == DEFAULT_NETWORK && file.ends_with(DEFAULT_FILE) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a network config that does not load")
+                }
+            }
+        }
+        Ok((None, names))
+    };
     match &opts.choice {
         NetworkChoice::None => Ok(None),
-        NetworkChoice::Named(name) if name != DEFAULT_NETWORK => {
-            let all = found()?;
-            let names = all.iter().map(|c| c.name.clone()).collect();
-            all.into_iter()
-                .find(|c| &c.name == name)
-                .map(Some)
-                .ok_or_else(|| NetworkError::NotFound {
-                    name: name.clone(),
-                    dir: opts.conf_dir.clone(),
-                    found: names,
-                })
-        }
-        NetworkChoice::FirstInDir => {
-            found()?
-                .into_iter()
-                .next()
-                .map(Some)
-                .ok_or_else(|| NetworkError::NoConfig {
-                    dir: opts.conf_dir.clone(),
-                })
-        }
-        NetworkChoice::Default | NetworkChoice::Named(_) => {
-            if let Some(c) = found()?.into_iter().find(|c| c.name == DEFAULT_NETWORK) {
-                return Ok(Some(c));
-            }
-            write_default(&opts.conf_dir).map(Some)
-        }
+        NetworkChoice::Named(name) if name != DEFAULT_NETWORK => match named(name)? {
+            (Some(c), _) => Ok(Some(c)),
+            (None, found) => Err(NetworkError::NotFound {
+                name: name.clone(),
+                dir: opts.conf_dir.clone(),
+                found,
+            }),
+        },
+        NetworkChoice::FirstInDir => match files_in(&opts.conf_dir)?.first() {
+            Some(first) => load_file(first).map(Some),
+            None => Err(NetworkError::NoConfig {
+                dir: opts.conf_dir.clone(),
+            }),
+        },
+        NetworkChoice::Default | NetworkChoice::Named(_) => match named(DEFAULT_NETWORK)? {
+            (Some(c), _) => Ok(Some(c)),
+            (None, _) => write_default(&opts.conf_dir).map(Some),
+        },
     }
 }
 
@@ -133,6 +140,11 @@ fn write_default(dir: &Path) -> Result<NetworkConfig, NetworkError> {
 /// Every network configuration in `dir`, sorted by file name (libcni's order); a missing dir
 /// has none.
 pub fn load_dir(dir: &Path) -> Result<Vec<NetworkConfig>, NetworkError> {
+    files_in(dir)?.iter().map(|f| load_file(f)).collect()
+}
+
+/// The network config files of `dir`, sorted by name; a missing dir has none.
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, NetworkError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -156,7 +168,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<NetworkConfig>, NetworkError> {
         })
         .collect();
     files.sort();
-    files.iter().map(|f| load_file(f)).collect()
+    Ok(files)
 }
 
 /// One file: a list, or a single plugin's config made into a list of one.

@@ -113,6 +113,12 @@ pub enum NetworkError {
         command: &'static str,
         error: cni::PluginError,
     },
+    #[error("CNI plugin {plugin:?} did not finish {command} within {after:?}; it was killed")]
+    Timeout {
+        plugin: String,
+        command: &'static str,
+        after: std::time::Duration,
+    },
     #[error("CNI plugin {plugin:?} returned an unreadable {command} result: {reason}")]
     BadResult {
         plugin: String,
@@ -153,12 +159,20 @@ pub struct Attachment {
     /// ADD's result so far: the last plugin's that succeeded (DEL's `prevResult`).
     #[serde(default)]
     pub result: Option<Value>,
+    /// Whether ADD was begun: a DEL is owed from then on.
+    #[serde(default)]
+    pub adding: bool,
     /// Whether every plugin's ADD succeeded.
     #[serde(default)]
     pub attached: bool,
 }
 
 impl Attachment {
+    /// A claim of a `hostNetwork` pod's hostPorts: no network to attach.
+    pub fn is_claim_only(&self) -> bool {
+        self.config.is_null()
+    }
+
     /// The pod's addresses from the ADD result.
     pub fn pod_ips(&self) -> Vec<IpAddr> {
         self.result
@@ -204,11 +218,33 @@ pub fn plan(
         .as_ref()
         .and_then(|s| s.host_network)
         .unwrap_or(false);
-    if host_network {
-        return Ok(None);
-    }
     let port_mappings = ports::port_mappings(pod);
     let qualified = format!("{namespace}/{name}");
+    if let Some((mapping, holder)) = ports::taken(root, &port_mappings) {
+        return Err(NetworkError::HostPortTaken {
+            mapping,
+            pod: qualified,
+            holder,
+        });
+    }
+    if host_network {
+        // The pod binds the host's ports itself; they are claimed all the same, so that a
+        // pod on the network asking for one is refused rather than steal its traffic.
+        return Ok((!port_mappings.is_empty()).then(|| Attachment {
+            pod: qualified,
+            container_id: String::new(),
+            if_name: String::new(),
+            netns: PathBuf::new(),
+            bin_dirs: Vec::new(),
+            config_file: PathBuf::new(),
+            config: Value::Null,
+            port_mappings,
+            cni_args: String::new(),
+            result: None,
+            adding: false,
+            attached: true,
+        }));
+    }
     let unpublishable = |reason: String| NetworkError::HostPortUnpublishable {
         mapping: port_mappings[0].clone(),
         pod: qualified.clone(),
@@ -231,13 +267,6 @@ pub fn plan(
     }
     conf::check_plugins(&config, &opts.bin_dirs)?;
     conf::check_routes(&config, &conf::host_routes()?)?;
-    if let Some((mapping, holder)) = ports::taken(root, &port_mappings) {
-        return Err(NetworkError::HostPortTaken {
-            mapping,
-            pod: qualified,
-            holder,
-        });
-    }
     let k8s_namespace = pod
         .metadata
         .namespace
@@ -257,12 +286,13 @@ pub fn plan(
             "IgnoreUnknown=1;K8S_POD_NAMESPACE={k8s_namespace};K8S_POD_NAME={name};K8S_POD_INFRA_CONTAINER_ID={namespace}.{name}"
         ),
         result: None,
+        adding: false,
         attached: false,
     }))
 }
 
 /// Records the attachment in the pod's state dir, checking its hostPorts once more under a
-/// host-wide lock, so that of two pods admitted at once asking for one port, one is refused.
+/// lock, so that of two pods admitted at once asking for one port, one is refused.
 pub fn claim(root: &Path, dir: &Path, attachment: &Attachment) -> Result<(), NetworkError> {
     let _lock = lock(root)?;
     if let Some((mapping, holder)) = ports::taken(root, &attachment.port_mappings) {
@@ -278,9 +308,17 @@ pub fn claim(root: &Path, dir: &Path, attachment: &Attachment) -> Result<(), Net
 /// Runs ADD for the attachment recorded in `dir` and records its result; returns the pod's
 /// addresses. On an error the record stays: [`detach`] runs DEL for whatever ADD did.
 pub fn attach(dir: &Path) -> Result<Vec<IpAddr>, NetworkError> {
+    let _lock = pod_lock(dir)?;
+    attach_locked(dir)
+}
+
+fn attach_locked(dir: &Path) -> Result<Vec<IpAddr>, NetworkError> {
     let Some(mut attachment) = read_record(dir)? else {
         return Ok(Vec::new());
     };
+    // From here on a DEL is owed, even if podctl dies inside the first plugin.
+    attachment.adding = true;
+    write_record(dir, &attachment)?;
     let netns = attachment.netns.clone();
     let mut partial = attachment.clone();
     let result = cni::run_list(
@@ -306,11 +344,12 @@ pub fn attach(dir: &Path) -> Result<Vec<IpAddr>, NetworkError> {
 /// (CHECK; a failure is logged, the pod keeps running as it did) and its addresses returned;
 /// one whose ADD was cut short is undone (DEL) and made again (ADD).
 pub fn reattach(dir: &Path) -> Result<Vec<IpAddr>, NetworkError> {
+    let _lock = pod_lock(dir)?;
     let Some(attachment) = read_record(dir)? else {
         return Ok(Vec::new());
     };
     if attachment.attached {
-        if let Err(e) = check(dir) {
+        if let Err(e) = check_locked(dir) {
             tracing::warn!(pod = %attachment.pod, error = %e, "the pod's network failed its CNI CHECK");
         }
         return Ok(attachment.pod_ips());
@@ -323,24 +362,33 @@ pub fn reattach(dir: &Path) -> Result<Vec<IpAddr>, NetworkError> {
         attachment.result.as_ref(),
         |_| Ok(()),
     )?;
-    attach(dir)
+    attach_locked(dir)
 }
 
 /// Runs CHECK for the attachment recorded in `dir` (nothing when the configuration sets
 /// `disableCheck`, or before ADD finished).
 pub fn check(dir: &Path) -> Result<(), NetworkError> {
+    let _lock = pod_lock(dir)?;
+    check_locked(dir)
+}
+
+fn check_locked(dir: &Path) -> Result<(), NetworkError> {
     let Some(attachment) = read_record(dir)? else {
         return Ok(());
     };
     let Some(result) = attachment.result.as_ref().filter(|_| attachment.attached) else {
         return Ok(());
     };
-    if attachment
+    let disabled = attachment
         .config
         .get("disableCheck")
         .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
+        .unwrap_or(false);
+    let known = attachment
+        .config
+        .get("cniVersion")
+        .is_some_and(cni::at_least_0_4);
+    if disabled || !known {
         return Ok(());
     }
     cni::run_list(
@@ -358,23 +406,30 @@ pub fn check(dir: &Path) -> Result<(), NetworkError> {
 /// record, nothing to do. Must run while the namespace pin is still mounted, so that the
 /// plugins find the pod's interface (without it, they still release addresses and rules).
 pub fn detach(dir: &Path) -> Result<(), NetworkError> {
+    if !dir.join(RECORD).exists() {
+        return Ok(());
+    }
+    // An ADD still running (a stop that came during it) finishes first.
+    let _lock = pod_lock(dir)?;
     let Some(attachment) = read_record(dir)? else {
         return Ok(());
     };
-    // After a reboot the pin is a plain file: DEL is then told there is no namespace.
-    let netns = if is_namespace(&attachment.netns) {
-        attachment.netns.clone()
-    } else {
-        PathBuf::new()
-    };
-    cni::run_list(
-        cni::Command::Del,
-        &attachment.config,
-        &attachment.target(&netns),
-        &attachment.runtime_config(),
-        attachment.result.as_ref(),
-        |_| Ok(()),
-    )?;
+    if attachment.adding {
+        // After a reboot the pin is a plain file: DEL is then told there is no namespace.
+        let netns = if is_namespace(&attachment.netns) {
+            attachment.netns.clone()
+        } else {
+            PathBuf::new()
+        };
+        cni::run_list(
+            cni::Command::Del,
+            &attachment.config,
+            &attachment.target(&netns),
+            &attachment.runtime_config(),
+            attachment.result.as_ref(),
+            |_| Ok(()),
+        )?;
+    }
     let path = dir.join(RECORD);
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
@@ -423,20 +478,31 @@ fn recorded_under(root: &Path) -> Vec<(String, Attachment)> {
     out
 }
 
-/// The host-wide lock hostPort claims are made under.
+/// The pod's own lock: ADD, CHECK and DEL of one pod never overlap.
+fn pod_lock(dir: &Path) -> Result<Flock<File>, NetworkError> {
+    lock_file(&dir.join("network.lock"))
+}
+
+/// The lock hostPort claims under one podctl root are made under.
 fn lock(root: &Path) -> Result<Flock<File>, NetworkError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| NetworkError::Io { path, source }
-    };
-    std::fs::create_dir_all(root).map_err(io(root))?;
-    let path = root.join("network.lock");
-    let file = File::options()
+    std::fs::create_dir_all(root).map_err(|source| NetworkError::Io {
+        path: root.to_owned(),
+        source,
+    })?;
+    lock_file(&root.join("network.lock"))
+}
+
+fn lock_file(path: &Path) -> Result<Flock<File>, NetworkError> {
+    let path = path.to_owned();
+    let file = match File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(io(&path))?;
+    {
+        Ok(f) => f,
+        Err(source) => return Err(NetworkError::Io { path, source }),
+    };
     Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| NetworkError::Io {
         path,
         source: e.into(),
