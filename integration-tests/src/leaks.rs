@@ -2,7 +2,7 @@
 //! namespace or on the host beyond its images is a bug in podctl.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use podctl_runtime::containerd::{labels, Client};
 use podctl_runtime::image::DEFAULT_SNAPSHOTTER;
@@ -12,8 +12,8 @@ const KIND_COMMITTED: i32 = 3;
 
 /// Everything left behind in `client`'s namespace, and under `podctl_root` on the host:
 /// containers, tasks, leases, content ingests, snapshots other than the committed layer chains
-/// of the namespace's images (the chains their configs' gc labels keep alive), and mounts.
-/// Empty means clean.
+/// of the namespace's images (the chains their configs' gc labels keep alive), the pod
+/// cgroups of the namespace's pods, and mounts. Empty means clean.
 pub async fn leak_check(client: &Client, podctl_root: Option<&Path>) -> Vec<String> {
     let mut leaks = Vec::new();
     let ns = client.namespace().to_string();
@@ -37,6 +37,7 @@ pub async fn leak_check(client: &Client, podctl_root: Option<&Path>) -> Vec<Stri
         Ok(l) => leaks.extend(l),
         Err(e) => leaks.push(e),
     }
+    leaks.extend(pod_cgroup_leaks(&ns));
     if let Some(root) = podctl_root {
         leaks.extend(
             crate::daemon::mounts_under(root)
@@ -44,6 +45,32 @@ pub async fn leak_check(client: &Client, podctl_root: Option<&Path>) -> Vec<Stri
                 .map(|m| format!("mount {} on the host", m.display())),
         );
     }
+    leaks
+}
+
+/// The pod cgroups of `namespace`'s pods left on the host: `/sys/fs/cgroup/<hierarchy>/podctl/
+/// <namespace>.<pod>.<run>` (cgroup v1) or `/sys/fs/cgroup/podctl/<namespace>.<pod>.<run>`
+/// (v2). A pod's cgroup is named after its run's shim group, which starts with the namespace.
+pub fn pod_cgroup_leaks(namespace: &str) -> Vec<String> {
+    let prefix = podctl_runtime::cgroups::pod_cgroup_name(&format!("{namespace}."));
+    let root = Path::new("/sys/fs/cgroup");
+    let mut parents: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join("podctl"))
+        .collect();
+    parents.push(root.join("podctl"));
+    let mut leaks = Vec::new();
+    for parent in parents {
+        for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                leaks.push(format!("pod cgroup {} on the host", entry.path().display()));
+            }
+        }
+    }
+    leaks.sort();
+    leaks.dedup();
     leaks
 }
 

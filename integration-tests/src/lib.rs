@@ -17,7 +17,7 @@ pub use fixture::{
     Background, Fixture,
 };
 pub use images::{busybox_image_tar, busybox_path, docker_save_tar, oci_image_tar, OciTarOptions};
-pub use leaks::{assert_no_leaks, leak_check};
+pub use leaks::{assert_no_leaks, leak_check, pod_cgroup_leaks};
 pub use registry::{basic_auth, http_get, HttpResponse, Proxy, Registry};
 
 /// The `podctl` binary to drive: `$PODCTL_BIN`, else `podctl` in the target dir these tests

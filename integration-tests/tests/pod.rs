@@ -257,6 +257,49 @@ async fn names_follow_hostname_subdomain_host_aliases_and_dns_settings() {
             .all(|l| !l.contains(" 127.") && !l.ends_with(" ::1")),
         "{resolv:?}"
     );
+
+    // setHostnameAsFQDN: the kernel hostname is the FQDN; /etc/hosts still names both.
+    // Three more nameservers over the host's own: cut to three with the kubelet's event
+    // (when the host has a resolver pods can reach; with none, nothing is cut).
+    let host_resolvers = std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("nameserver "))
+        .filter(|l| !l.contains(" 127.") && !l.ends_with(" ::1"))
+        .count();
+    let out = f.podctl(
+        &["run", "--rm", "--events", "-"],
+        Some(&pod(
+            "fqdn",
+            r#"
+  hostname: box
+  subdomain: db
+  setHostnameAsFQDN: true
+  dnsPolicy: Default
+  dnsConfig:
+    nameservers: ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sh", "-c", "hostname; cat /etc/hostname; grep -c nameserver /etc/resolv.conf"]
+"#,
+        )),
+    );
+    assert_success(&out, "podctl run");
+    assert_eq!(
+        lines_of(&out, "main"),
+        [
+            "box.db.default.svc.cluster.local",
+            "box.db.default.svc.cluster.local",
+            "3"
+        ]
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.contains("Warning DNSConfigForming pod: Nameserver limits were exceeded, some nameservers have been omitted, the applied nameserver line is: "),
+        host_resolvers > 0,
+        "{stderr}"
+    );
     f.finish().await;
 }
 

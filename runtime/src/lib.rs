@@ -1,5 +1,6 @@
 //! podctl's library: Kubernetes `v1 Pod` semantics on one host, driven over containerd's gRPC API.
 
+pub mod cgroups;
 pub mod containerd;
 pub mod daemon;
 pub mod exec;

@@ -18,6 +18,12 @@
 //! `fsGroup` (a supplementary group of every container). Only three inputs are read from the
 //! host, each only when a container asks for it: a `Localhost` seccomp profile, and for a
 //! privileged container the capabilities podctl holds and the devices under `/dev`.
+//!
+//! `resources` become the cgroup values the kubelet asks containerd for (see
+//! [`crate::cgroups`]): CPU shares, period and quota, the memory limit (memory+swap too
+//! where the host accounts swap), and the process's `oom_score_adj` per QoS class, which
+//! needs the host's memory capacity ([`ContainerInput::host`]). The container's cgroup sits
+//! under its pod's: `/podctl/<pod cgroup>/<container id>`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -25,11 +31,12 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespace,
-    LinuxNamespaceType, LinuxResources, LinuxSeccomp, Mount, PosixRlimitBuilder, PosixRlimitType,
-    Process, Root, Spec, User,
+    Capability, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxResources, LinuxSeccomp, Mount,
+    PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 
+use crate::cgroups;
 use crate::expand;
 use crate::sandbox::Sandbox;
 use crate::seccomp;
@@ -104,8 +111,11 @@ pub struct ContainerInput<'a> {
     pub sandbox: &'a Sandbox,
     /// containerd container id; names the container's cgroup.
     pub container_id: &'a str,
-    /// Shim group id shared by all containers of the pod (one runc shim per pod).
+    /// Shim group id shared by all containers of the pod (one runc shim per pod); names the
+    /// pod's cgroup.
     pub shim_group: &'a str,
+    /// The host's memory capacity and swap accounting (`cgroups::host()`).
+    pub host: &'a cgroups::Host,
     /// The container's volume mounts, in `volumeMounts` order, already resolved.
     pub mounts: Vec<VolumeMountSource>,
 }
@@ -155,6 +165,9 @@ pub enum OciError {
         "container {container:?}: listing the host's devices for a privileged container: {reason}"
     )]
     HostDevices { container: String, reason: String },
+    /// A `resources` quantity that does not parse (a manifest that was not validated).
+    #[error(transparent)]
+    Resources(#[from] cgroups::ResourceError),
 }
 
 /// Builds the OCI runtime spec for one container of a pod.
@@ -251,7 +264,9 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
         sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
     ));
     process.set_apparmor_profile(None);
-    process.set_oom_score_adj(None);
+    let cgroup = cgroups::ContainerCgroup::of(input.pod, c, input.host)?;
+    // -997..=1000: always fits.
+    process.set_oom_score_adj(i32::try_from(cgroup.oom_score_adj).ok());
     process.set_selinux_label(None);
     process.set_io_priority(None);
     process.set_scheduler(None);
@@ -295,6 +310,22 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
         resources.set_devices(Some(device_rules()));
         None
     };
+    let mut cpu = LinuxCpu::default();
+    cpu.set_shares(Some(cgroup.cpu_shares));
+    cpu.set_period(Some(cgroup.cpu_period));
+    cpu.set_quota(cgroup.cpu_quota);
+    resources.set_cpu(Some(cpu));
+    if let Some(limit) = cgroup.memory_limit {
+        // Limits beyond i64 bytes are refused by validation.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut memory = LinuxMemory::default();
+        memory.set_limit(Some(limit));
+        // containerd: memory+swap equal to memory, so that the container does not swap.
+        if input.host.swap_accounting {
+            memory.set_swap(Some(limit));
+        }
+        resources.set_memory(Some(memory));
+    }
     // The kubelet asks for no masked and no read-only paths for `Unmasked`; privileged
     // containers have none either.
     let unmasked = privileged || sc.and_then(|s| s.proc_mount.as_deref()) == Some("Unmasked");
@@ -306,9 +337,9 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
         .collect();
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_resources(Some(resources));
-    linux.set_cgroups_path(Some(PathBuf::from(format!(
-        "/podctl/{}",
-        input.container_id
+    linux.set_cgroups_path(Some(PathBuf::from(cgroups::container_cgroups_path(
+        &cgroups::pod_cgroup_name(input.shim_group),
+        input.container_id,
     ))));
     linux.set_namespaces(Some(namespaces));
     linux.set_devices(host_devices);
@@ -927,6 +958,13 @@ mod tests {
         &p.spec.as_ref().unwrap().containers[0]
     }
 
+    /// A host of 16 GiB that accounts swap.
+    const TEST_HOST: cgroups::Host = cgroups::Host {
+        memory_capacity: 16 << 30,
+        swap_accounting: true,
+        min_oom_score_adj: -1000,
+    };
+
     fn sandbox(p: &Pod) -> Sandbox {
         Sandbox::planned(SandboxConfig {
             dir: Path::new("/run/podctl/default/pods/web"),
@@ -948,6 +986,7 @@ mod tests {
             sandbox: &sb,
             container_id: "web-app-1",
             shim_group: "pod-web",
+            host: &TEST_HOST,
             mounts,
         })
     }
@@ -1045,8 +1084,18 @@ mod tests {
         let linux = spec.linux().as_ref().unwrap();
         assert_eq!(
             linux.cgroups_path().as_deref(),
-            Some(Path::new("/podctl/web-app-1"))
+            Some(Path::new("/podctl/pod-web/web-app-1"))
         );
+        // BestEffort, as the kubelet asks containerd for it: minimum shares, the period,
+        // no quota, no memory limit, first to go when the host runs out of memory.
+        let resources = linux.resources().as_ref().unwrap();
+        let cpu = resources.cpu().as_ref().unwrap();
+        assert_eq!(
+            (cpu.shares(), cpu.period(), cpu.quota()),
+            (Some(2), Some(100_000), None)
+        );
+        assert!(resources.memory().is_none());
+        assert_eq!(process.oom_score_adj(), Some(1000));
         let ns: Vec<(LinuxNamespaceType, Option<PathBuf>)> = linux
             .namespaces()
             .as_ref()
@@ -1571,7 +1620,15 @@ mod tests {
             grep CapBnd /proc/self/status; \
             grep Seccomp: /proc/self/status; \
             unshare -U true 2>/dev/null && echo userns-made || echo userns-refused; \
-            cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_unprivileged_port_start";
+            cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_unprivileged_port_start; \
+            if cat /sys/fs/cgroup/cgroup.controllers >/dev/null 2>&1; then \
+                d=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup); \
+                echo mem=$(cat $d/memory.max) cpu=$(cat $d/cpu.max); \
+            else \
+                echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes) \
+                    cpu=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us); \
+            fi; \
+            cat /proc/self/oom_score_adj";
         let p = pod(json!({
             "metadata": {"name": "ocitest"},
             "spec": {
@@ -1586,6 +1643,7 @@ mod tests {
                         {"name": "GREETING", "value": "hi"},
                         {"name": "MSG", "value": "$(GREETING)-there"},
                     ],
+                    "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
                     "volumeMounts": [
                         {"name": "data", "mountPath": "/rw"},
                         {"name": "data", "mountPath": "/ro", "readOnly": true},
@@ -1601,7 +1659,9 @@ mod tests {
             pod: &p,
         })
         .unwrap();
-        struct Cleanup<'a>(&'a Path, &'a Path, &'a str);
+        let shim_group = format!("{id}.group");
+        let pod_cgroup = cgroups::pod_cgroup_name(&shim_group);
+        struct Cleanup<'a>(&'a Path, &'a Path, &'a str, &'a str);
         impl Drop for Cleanup<'_> {
             fn drop(&mut self) {
                 let _ = Command::new("runc")
@@ -1610,10 +1670,11 @@ mod tests {
                     .args(["delete", "-f", self.2])
                     .output();
                 Sandbox::destroy(self.0).expect("destroy sandbox");
+                cgroups::remove_pod_cgroup(self.3).expect("remove the pod cgroup");
             }
         }
         let runc_root = tmp.path().join("runc-state");
-        let _cleanup = Cleanup(&pod_dir, &runc_root, &id);
+        let _cleanup = Cleanup(&pod_dir, &runc_root, &id, &pod_cgroup);
 
         let c = container(&p);
         let mounts = c
@@ -1633,10 +1694,14 @@ mod tests {
             image: &img,
             sandbox: &sb,
             container_id: &id,
-            shim_group: "test",
+            shim_group: &shim_group,
+            host: cgroups::host(),
             mounts,
         })
         .unwrap();
+        // The pod cgroup first, with the pod's values, as the lifecycle makes it.
+        let pod_values = cgroups::PodCgroup::of(&p).unwrap();
+        cgroups::apply_pod_cgroup(&pod_cgroup, &pod_values).unwrap();
 
         let bundle = tmp.path().join("bundle");
         let bin = bundle.join("rootfs/bin");
@@ -1644,7 +1709,7 @@ mod tests {
         std::fs::copy(busybox, bin.join("busybox")).unwrap();
         for applet in [
             "sh", "hostname", "id", "readlink", "grep", "ip", "touch", "echo", "unshare", "cat",
-            "true",
+            "true", "sed",
         ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
@@ -1694,6 +1759,10 @@ mod tests {
             // The pod's sysctls, in its IPC and network namespaces.
             "1".into(),
             "80".into(),
+            // Its limits in its own cgroup; Guaranteed (requests default to the limits):
+            // -997, or podctl's own score where podctl may not go lower.
+            "mem=67108864 cpu=50000 100000".into(),
+            (-997).max(cgroups::host().min_oom_score_adj).to_string(),
         ];
         assert_eq!(
             stdout.lines().collect::<Vec<_>>(),
@@ -1707,6 +1776,115 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(sb.shm.join("from-container")).unwrap(),
             "shared\n"
+        );
+
+        // The pod cgroup holds the pod's limits; runc removed the container's own cgroup
+        // under it, podctl removes the pod's.
+        if cgroups::version() == cgroups::Version::V1 {
+            let read = |file: &str| {
+                std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(file)).unwrap()
+            };
+            let dir = format!("podctl/{pod_cgroup}");
+            assert_eq!(
+                read(&format!("memory/{dir}/memory.limit_in_bytes")),
+                "67108864\n"
+            );
+            assert_eq!(read(&format!("cpu/{dir}/cpu.cfs_quota_us")), "50000\n");
+            assert_eq!(read(&format!("cpu/{dir}/cpu.shares")), "512\n");
+        }
+        cgroups::remove_pod_cgroup(&pod_cgroup).unwrap();
+        let left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|h| h.path().join("podctl").join(&pod_cgroup))
+            .chain([Path::new("/sys/fs/cgroup/podctl").join(&pod_cgroup)])
+            .filter(|d| d.exists())
+            .collect();
+        assert!(left.is_empty(), "pod cgroup left: {left:?}");
+    }
+
+    #[test]
+    fn resources_become_cgroup_values() {
+        let with = |resources: serde_json::Value| {
+            pod(json!({
+                "metadata": {"name": "web"},
+                "spec": {"containers": [{"name": "app", "resources": resources}]},
+            }))
+        };
+        let values = |spec: &Spec| {
+            let r = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+            let cpu = r.cpu().clone().unwrap();
+            let memory = r.memory().map(|m| (m.limit(), m.swap()));
+            (
+                (cpu.shares(), cpu.period(), cpu.quota()),
+                memory,
+                spec.process().as_ref().unwrap().oom_score_adj(),
+            )
+        };
+        let img = image(json!({"Cmd": ["sh"]}));
+
+        // Burstable: shares from the request, quota from the limit, memory+swap = memory.
+        let p = with(json!({
+            "limits": {"cpu": "500m", "memory": "64Mi"},
+            "requests": {"cpu": "250m"},
+        }));
+        let spec = spec_for(&p, &img, Vec::new()).unwrap();
+        assert_eq!(
+            values(&spec),
+            (
+                (Some(256), Some(100_000), Some(50_000)),
+                Some((Some(64 << 20), Some(64 << 20))),
+                // The memory request defaults to the 64 MiB limit: 1000 - 1000 * 64Mi / 16Gi.
+                Some(997),
+            )
+        );
+
+        // Guaranteed (requests default to the limits); a host without swap accounting gets
+        // no memory+swap limit.
+        let p = with(json!({"limits": {"cpu": "2", "memory": "1Gi"}}));
+        let sb = sandbox(&p);
+        let spec = container_spec(&ContainerInput {
+            pod: &p,
+            container: container(&p),
+            image: &img,
+            sandbox: &sb,
+            container_id: "web-app-1",
+            shim_group: "default.web.0123456789abcdef",
+            host: &cgroups::Host {
+                swap_accounting: false,
+                ..TEST_HOST
+            },
+            mounts: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(
+            values(&spec),
+            (
+                (Some(2048), Some(100_000), Some(200_000)),
+                Some((Some(1 << 30), None)),
+                Some(-997),
+            )
+        );
+        assert_eq!(
+            spec.linux().as_ref().unwrap().cgroups_path().as_deref(),
+            Some(Path::new("/podctl/default.web.0123456789abcdef/web-app-1"))
+        );
+
+        // A request without a limit: shares only.
+        let p = with(json!({"requests": {"cpu": "100m", "memory": "1Gi"}}));
+        let spec = spec_for(&p, &img, Vec::new()).unwrap();
+        assert_eq!(
+            values(&spec),
+            ((Some(102), Some(100_000), None), None, Some(938))
+        );
+
+        // What validation refuses cannot become a spec either.
+        let p = with(json!({"limits": {"memory": "lots"}}));
+        let err = spec_for(&p, &img, Vec::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "container \"app\": resources.limits[memory]: \"lots\": quantities must match the \
+             regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
         );
     }
 

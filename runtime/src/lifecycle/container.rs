@@ -1,5 +1,11 @@
 //! One container's life inside a pod: prepared (record, rootfs snapshot, task created, exit
 //! watch armed), started, waited for or stopped, and removed.
+//!
+//! An attempt whose processes the kernel's OOM killer hit ends `OOMKilled`, as containerd's
+//! CRI reports a container that had a `/tasks/oom` event: the exit watch reads the OOM-kill
+//! counter of the container's cgroup as soon as the task has exited, while the task (and so
+//! the cgroup) still exists. The kernel counts the kill before it sends the SIGKILL, so no
+//! event can arrive after the exit and be missed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +17,7 @@ use tokio::task::JoinHandle;
 use super::gate::Side;
 use super::logs::{open_log, Fifos, Pumps};
 use super::{LifecycleError, Observer, PodContext};
+use crate::cgroups;
 use crate::containerd::{
     labels, Client, ContainerSpec, ContainerdError, TaskExit, TaskIo, TaskStatus,
 };
@@ -33,12 +40,21 @@ pub(crate) struct Prepared {
     /// Why the task could not be created: the container ends as `StartError` when its turn
     /// comes, as the kubelet reports an unstartable container.
     create_error: Option<String>,
-    wait: Option<JoinHandle<Result<TaskExit, ContainerdError>>>,
+    wait: Option<JoinHandle<Result<Exit, ContainerdError>>>,
     pumps: Option<Pumps>,
     started_at: Option<SystemTime>,
-    exit: Option<TaskExit>,
+    exit: Option<Exit>,
     /// Started by an earlier supervisor of the pod, and adopted by this one.
     adopted: bool,
+}
+
+/// How an attempt's task ended.
+#[derive(Debug, Clone, Copy)]
+struct Exit {
+    task: TaskExit,
+    /// The OOM killer killed a process of the container (its cgroup's count, read at the
+    /// exit; false when the cgroup could not be read).
+    oom_killed: bool,
 }
 
 /// Containerd resources of one container are named after this id; a fresh one per attempt,
@@ -137,7 +153,7 @@ impl Prepared {
         match created {
             Ok(_pid) => {
                 prepared.pumps = Some(fifos.pump(name, log, observer.clone()));
-                prepared.wait = Some(spawn_wait(&ctx.client, id));
+                prepared.wait = Some(spawn_wait(ctx, id));
             }
             Err(e) => {
                 fifos.discard();
@@ -179,7 +195,7 @@ impl Prepared {
             snapshotter: image.snapshotter.clone(),
             stop_signal: stop_signal_of(image),
             create_error: None,
-            wait: Some(spawn_wait(&ctx.client, id)),
+            wait: Some(spawn_wait(ctx, id)),
             pumps,
             started_at: Some(started_at),
             exit: None,
@@ -245,7 +261,12 @@ impl Prepared {
         let exit = wait
             .await
             .map_err(|e| LifecycleError::Join(e.to_string()))??;
-        tracing::debug!(container = %self.name, status = exit.status, "exited");
+        tracing::debug!(
+            container = %self.name,
+            status = exit.task.status,
+            oom_killed = exit.oom_killed,
+            "exited"
+        );
         self.exit = Some(exit);
         self.wait = None;
         if let Some(pumps) = self.pumps.take() {
@@ -263,13 +284,21 @@ impl Prepared {
     /// How this attempt ended, as Kubernetes reports it; `None` while it has not.
     pub fn terminated(&self) -> Option<Terminated> {
         if let Some(exit) = self.exit {
-            let code = exit.status as i32;
+            let code = exit.task.status as i32;
+            // containerd's CRI: an OOM event decides the reason, whatever the exit code.
+            let reason = if exit.oom_killed {
+                "OOMKilled"
+            } else if code == 0 {
+                "Completed"
+            } else {
+                "Error"
+            };
             Some(Terminated {
                 exit_code: code,
-                reason: if code == 0 { "Completed" } else { "Error" }.into(),
+                reason: reason.into(),
                 message: None,
                 started_at: self.started_at.map(k8s_time),
-                finished_at: exit.exited_at.map(k8s_time),
+                finished_at: exit.task.exited_at.map(k8s_time),
                 container_id: format!("containerd://{}", self.id),
             })
         } else {
@@ -360,16 +389,22 @@ fn stop_signal_of(image: &ResolvedImage) -> u32 {
 /// restart of containerd leaves the task running; the wait is made again).
 const WAIT_RETRY_FOR: Duration = Duration::from_secs(120);
 
-/// Waits for a task's exit on a task of its own. Only containerd going away (a restart)
-/// breaks a wait: it is made again, as Wait also answers for a task that exited meanwhile.
-fn spawn_wait(client: &Client, id: &str) -> JoinHandle<Result<TaskExit, ContainerdError>> {
-    let client = client.clone();
+/// Waits for a task's exit on a task of its own, and reads at once whether the OOM killer
+/// killed in its cgroup (the task is not deleted before this wait has answered). Only
+/// containerd going away (a restart) breaks a wait: it is made again, as Wait also answers
+/// for a task that exited meanwhile.
+fn spawn_wait(ctx: &PodContext, id: &str) -> JoinHandle<Result<Exit, ContainerdError>> {
+    let client = ctx.client.clone();
+    let pod_cgroup = cgroups::pod_cgroup_name(&ctx.shim_group);
     let id = id.to_string();
     tokio::spawn(async move {
         let mut failing_since: Option<std::time::Instant> = None;
         loop {
             match client.wait_task(&id).await {
-                Ok(exit) => return Ok(exit),
+                Ok(task) => {
+                    let oom_killed = cgroups::oom_kills(&pod_cgroup, &id).is_some_and(|n| n > 0);
+                    return Ok(Exit { task, oom_killed });
+                }
                 Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => {
                     let since = *failing_since.get_or_insert_with(std::time::Instant::now);

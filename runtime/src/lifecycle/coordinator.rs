@@ -111,6 +111,7 @@ impl Coordinator {
     /// Runs the pod to its end and fixes its final phase.
     pub async fn drive(&mut self, pipeline: &mut Pipeline<'_>) -> Result<(), LifecycleError> {
         self.ctx.check_specs(&pipeline.plan)?;
+        self.ctx.apply_pod_cgroup()?;
         pipeline.prepare_ahead().await?;
         let plan = pipeline.plan.clone();
         let inits = plan.iter().take_while(|s| s.role.is_init()).count();

@@ -147,6 +147,9 @@ pub enum LifecycleError {
     Network(#[from] crate::network::NetworkError),
     #[error(transparent)]
     Oci(#[from] OciError),
+    /// The pod's cgroup could not be set up or removed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
     Containerd(#[from] ContainerdError),
     #[error("{}: {source}", path.display())]
@@ -243,6 +246,18 @@ impl PodContext {
         Ok(())
     }
 
+    /// Creates the pod's cgroup with the pod-level CPU shares, quota and memory limit (see
+    /// [`crate::cgroups`]) before any container is created under it. Idempotent, so a
+    /// supervisor adopting the pod does it again.
+    fn apply_pod_cgroup(&self) -> Result<(), LifecycleError> {
+        let values =
+            crate::cgroups::PodCgroup::of(&self.pod).map_err(crate::cgroups::CgroupError::from)?;
+        let name = crate::cgroups::pod_cgroup_name(&self.shim_group);
+        tracing::debug!(pod = %self.pod_name, cgroup = %name, ?values, "pod cgroup");
+        crate::cgroups::apply_pod_cgroup(&name, &values)?;
+        Ok(())
+    }
+
     fn build_spec(
         &self,
         container: &Container,
@@ -270,6 +285,7 @@ impl PodContext {
             sandbox: &self.sandbox,
             container_id: id,
             shim_group: &self.shim_group,
+            host: crate::cgroups::host(),
             mounts,
         })?)
     }
@@ -460,6 +476,14 @@ pub async fn admit(
                 .to_string(),
         );
     }
+    for warning in &sandbox.dns_warnings {
+        shared.event(
+            EventType::Warning,
+            "DNSConfigForming",
+            None,
+            warning.clone(),
+        );
+    }
     for step in &plan {
         for (reason, message) in &step.image_events {
             shared.event(
@@ -558,6 +582,8 @@ async fn destroy_or_release(dir: &Path, destroy: bool) -> Result<(), LifecycleEr
         // DEL while the namespace pin still holds the pod's interface; a failed DEL keeps
         // everything (and its record) for `podctl rm` to try again.
         network::detach(&dir)?;
+        // runc removes a container's own cgroup, not the pod's above it.
+        crate::cgroups::remove_pod_cgroup_of(&dir)?;
         if destroy {
             Sandbox::destroy(&dir)?;
         } else {
@@ -780,5 +806,18 @@ pub async fn remove(
         }
     }
     remove_objects(client, pod).await?;
+    if force {
+        // A DEL that cannot succeed (plugins gone, a config changed) must not keep a pod
+        // forever: forced, its record is dropped with a warning naming what may be left.
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = network::detach(&dir) {
+                tracing::warn!(error = %e, "the pod's network could not be torn down (CNI DEL); its record is dropped, and what the plugins made may be left behind");
+                network::forget(&dir);
+            }
+        })
+        .await
+        .map_err(|e| LifecycleError::Join(e.to_string()))?;
+    }
     destroy_sandbox(dir).await
 }

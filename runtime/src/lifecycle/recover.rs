@@ -276,6 +276,15 @@ pub async fn conclude(
         Some(&dir),
         Arc::new(super::NoObserver),
     );
+    // The addresses the pod had stay in its final status, as `finish` keeps them.
+    if let Some(s) = &last {
+        let ips = |list: &[crate::status::PodIp]| {
+            list.iter()
+                .filter_map(|p| p.ip.parse().ok())
+                .collect::<Vec<_>>()
+        };
+        shared.set_addresses(ips(&s.host_ips).into_iter().next(), ips(&s.pod_ips));
+    }
     shared.end(ending);
     shared.sandbox_released();
     shared.save();

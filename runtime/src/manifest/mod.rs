@@ -24,7 +24,7 @@ use std::path::Path;
 
 pub use error::{FieldError, ManifestError};
 pub use k8s_openapi::api::core::v1::Pod;
-pub use quantity::{quantity_bytes, QuantityError};
+pub use quantity::{quantity_bytes, quantity_milli, QuantityError};
 pub use sysctls::with_dots as sysctl_with_dots;
 
 /// Reads a manifest from a file path, or stdin when path is "-".

@@ -1,4 +1,5 @@
-//! Kubernetes resource quantities (`1Gi`, `500M`, `1e3`) as a number of bytes.
+//! Kubernetes resource quantities (`1Gi`, `500M`, `1e3`, `250m`) as whole numbers: bytes
+//! (`Quantity.Value()`) or thousandths (`Quantity.MilliValue()`, millicores of CPU).
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -19,12 +20,19 @@ pub enum QuantityError {
 /// The quantity in bytes, rounded up like Kubernetes' `Quantity.Value()` (so `1500m` is 2).
 ///
 /// Accepts plain and fractional numbers, decimal suffixes `n u m k M G T P E`, binary suffixes
-/// `Ki Mi Gi Ti Pi Ei` and exponents (`1e3`, `5E-1`). Used for emptyDir `sizeLimit`.
+/// `Ki Mi Gi Ti Pi Ei` and exponents (`1e3`, `5E-1`). Used for emptyDir `sizeLimit` and memory.
 pub fn quantity_bytes(q: &Quantity) -> Result<u64, QuantityError> {
-    parse(&q.0)
+    parse(&q.0, 0)
 }
 
-fn parse(s: &str) -> Result<u64, QuantityError> {
+/// The quantity in thousandths, rounded up like Kubernetes' `Quantity.MilliValue()`: a CPU
+/// quantity in millicores (`500m` and `0.5` are 500, `1` is 1000, `0.0001` is 1).
+pub fn quantity_milli(q: &Quantity) -> Result<u64, QuantityError> {
+    parse(&q.0, 3)
+}
+
+/// The quantity times `10^scale`, rounded up.
+fn parse(s: &str, scale: i64) -> Result<u64, QuantityError> {
     let (negative, rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -74,6 +82,7 @@ fn parse(s: &str) -> Result<u64, QuantityError> {
         return Err(QuantityError::Negative);
     }
     pow10 -= i64::try_from(frac_part.len()).map_err(|_| QuantityError::TooLarge)?;
+    pow10 = pow10.checked_add(scale).ok_or(QuantityError::TooLarge)?;
 
     let mut value = mantissa
         .checked_mul(1u128 << pow2)
@@ -171,6 +180,36 @@ mod tests {
         ];
         for (text, want) in cases {
             let got = quantity_bytes(&Quantity((*text).to_owned()));
+            assert_eq!(&got, want, "quantity {text:?}");
+        }
+    }
+
+    #[test]
+    fn quantities_in_thousandths() {
+        let cases: &[(&str, Result<u64, QuantityError>)] = &[
+            ("0", Ok(0)),
+            ("1", Ok(1_000)),
+            ("500m", Ok(500)),
+            ("0.5", Ok(500)),
+            (".25", Ok(250)),
+            ("2", Ok(2_000)),
+            ("1500m", Ok(1_500)),
+            ("100u", Ok(1)),
+            ("0.0001", Ok(1)),
+            ("1k", Ok(1_000_000)),
+            ("1Ki", Ok(1_024_000)),
+            ("64Mi", Ok(67_108_864_000)),
+            ("1e-3", Ok(1)),
+            ("1e3", Ok(1_000_000)),
+            ("-1", Err(QuantityError::Negative)),
+            ("-100m", Err(QuantityError::Negative)),
+            ("16Ei", Err(QuantityError::TooLarge)),
+            ("1e17", Err(QuantityError::TooLarge)),
+            ("one", Err(QuantityError::Syntax)),
+            ("1 cpu", Err(QuantityError::Syntax)),
+        ];
+        for (text, want) in cases {
+            let got = quantity_milli(&Quantity((*text).to_owned()));
             assert_eq!(&got, want, "quantity {text:?}");
         }
     }

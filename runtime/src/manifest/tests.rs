@@ -1248,14 +1248,14 @@ fn unsupported_fields_are_refused_with_their_path() {
             ],
         ),
         (
-            "resources with limits",
+            "pod-level resources",
             |p| {
-                app(p).resources = Some(ResourceRequirements {
+                spec(p).resources = Some(ResourceRequirements {
                     limits: Some([("cpu".to_owned(), Quantity("1".into()))].into()),
                     ..Default::default()
                 })
             },
-            &["spec.containers[0].resources"],
+            &["spec.resources"],
         ),
         (
             "env valueFrom",
@@ -1963,4 +1963,94 @@ fn host_ports_follow_the_api_servers_rules() {
         errors(&p),
         ["spec.containers[0].ports[0].hostPort: Invalid value: 8080: must match `containerPort` when `hostNetwork` is true"]
     );
+}
+
+mod resources {
+    use super::{errors, manifest, parse};
+
+    /// The errors of a pod whose only container `app` has `resources` (YAML, indented for
+    /// the container), and an init container `init` with `init` as its resources.
+    fn with(app: &str, init: &str) -> Vec<String> {
+        let text = manifest(&format!(
+            "spec:\n  initContainers:\n  - name: init\n    image: busybox\n    resources:\n{init}\n  \
+             containers:\n  - name: app\n    image: busybox\n    resources:\n{app}\n"
+        ));
+        errors(&parse(&text, "pod.yaml").expect("parses"))
+    }
+
+    #[test]
+    fn cpu_and_memory_are_accepted() {
+        let errs = with(
+            "      limits: {cpu: 500m, memory: 64Mi}\n      requests: {cpu: 250m, memory: 32Mi, ephemeral-storage: 1Gi}",
+            "      limits: {cpu: '1', memory: '0'}\n      requests: {cpu: '0.5'}",
+        );
+        assert_eq!(errs, Vec::<String>::new());
+        // Equal after parsing, whatever the notation.
+        let errs = with(
+            "      limits: {cpu: '0.5', memory: 1Gi}\n      requests: {cpu: 500m, memory: 1073741824}",
+            "      {}",
+        );
+        assert_eq!(errs, Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_api_servers_rules() {
+        let errs = with(
+            "      limits: {cpu: '1', memory: 64Mi, gpu: '1'}\n      requests: {cpu: '2', memory: 128Mi}",
+            "      limits: {cpu: one, memory: '-1'}\n      requests: {memory: 1e3x}",
+        );
+        assert_eq!(
+            errs,
+            [
+                "spec.initContainers[0].resources.limits[cpu]: Invalid value: \"one\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                "spec.initContainers[0].resources.limits[memory]: Invalid value: \"-1\": must be greater than or equal to 0",
+                "spec.initContainers[0].resources.requests[memory]: Invalid value: \"1e3x\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                "spec.containers[0].resources.limits[gpu]: Invalid value: \"gpu\": must be a standard resource for containers",
+                "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
+                "spec.containers[0].resources.requests: Invalid value: \"128Mi\": must be less than or equal to memory limit of 64Mi",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_podctl_refuses_and_why() {
+        let errs = with(
+            "      limits: {ephemeral-storage: 1Gi, hugepages-2Mi: 4Mi, example.com/gpu: '1', memory: 4Mi}\n      \
+             requests: {hugepages-2Mi: 4Mi, example.com/fpga: '1'}\n      claims: [{name: gpu}]",
+            "      limits: {memory: 6Mi}",
+        );
+        assert_eq!(
+            errs,
+            [
+                "spec.containers[0].resources.limits: Required value: Limit must be set for non overcommitable resources",
+                "spec.containers[0].resources.limits[memory]: Invalid value: \"4Mi\": must be at least 6Mi: podctl's minimum, since runc's own init process is charged to the container's memory cgroup before the container starts",
+                "spec.containers[0].resources.limits[ephemeral-storage]: Forbidden: not supported by podctl yet: podctl does not enforce ephemeral-storage limits (the kubelet evicts a pod over its limit; podctl evicts nothing); a request alone is accepted",
+                "spec.containers[0].resources.limits[example.com/gpu]: Forbidden: not supported by podctl yet: podctl has no extended resources (no device plugins on this host)",
+                "spec.containers[0].resources.limits[hugepages-2Mi]: Forbidden: not supported by podctl yet: podctl does not set up huge pages",
+                "spec.containers[0].resources.requests[example.com/fpga]: Forbidden: not supported by podctl yet: podctl has no extended resources (no device plugins on this host)",
+                "spec.containers[0].resources.requests[hugepages-2Mi]: Forbidden: not supported by podctl yet: podctl does not set up huge pages",
+                "spec.containers[0].resources.claims: Forbidden: not supported by podctl yet",
+            ]
+        );
+        // Non-overcommitable resources: requests equal to limits.
+        let errs = with(
+            "      limits: {hugepages-2Mi: 4Mi}\n      requests: {hugepages-2Mi: 2Mi}",
+            "      {}",
+        );
+        assert_eq!(
+            errs[0],
+            "spec.containers[0].resources.requests: Invalid value: \"2Mi\": must be equal to hugepages-2Mi limit of 4Mi"
+        );
+        let text = manifest(
+            "spec:\n  resources: {limits: {cpu: '1'}}\n  containers:\n  - name: app\n    image: busybox\n    \
+             resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]\n",
+        );
+        assert_eq!(
+            errors(&parse(&text, "pod.yaml").unwrap()),
+            [
+                "spec.resources: Forbidden: not supported by podctl yet",
+                "spec.containers[0].resizePolicy: Forbidden: not supported by podctl yet",
+            ]
+        );
+    }
 }

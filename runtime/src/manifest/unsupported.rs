@@ -13,6 +13,12 @@
 //! `host` is honoured only when it needs no name resolution (empty, an IP address or
 //! `localhost`): podctl probes from inside the pod's network namespace and resolves no names.
 //!
+//! Container `resources` are honoured for `cpu` and `memory` (cgroup values, see
+//! `crate::cgroups`); a `requests[ephemeral-storage]` is accepted and ignored (it only
+//! informs a scheduler and the kubelet's eviction ranking); an ephemeral-storage limit,
+//! huge pages, extended resources and `claims` are refused with their reason. Pod-level
+//! `spec.resources` and `resizePolicy` are refused by name.
+//!
 //! Accepted and ignored, as the API server does on create: `status` and the metadata the
 //! server sets itself (`uid`, `creationTimestamp`, `generation`, `managedFields`, `selfLink`,
 //! `deletionTimestamp`, `deletionGracePeriodSeconds`). podctl assigns its own uid.
@@ -22,7 +28,7 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, HTTPGetAction, HTTPHeader,
     HostPathVolumeSource, Lifecycle, LifecycleHandler, PodOS, PodSecurityContext, PodSpec, Probe,
-    SecurityContext, SleepAction, TCPSocketAction, Volume, VolumeMount,
+    ResourceRequirements, SecurityContext, SleepAction, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -183,7 +189,8 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         security_context,
         service_account,
         service_account_name,
-        set_hostname_as_fqdn,
+        // The kernel hostname becomes the FQDN (sandbox), as the kubelet makes it.
+        set_hostname_as_fqdn: _,
         share_process_namespace,
         subdomain: _,
         tolerations,
@@ -248,12 +255,6 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         "serviceAccountName",
         service_account_name.as_deref(),
         &["", "default"],
-    );
-    r.unless(
-        p,
-        "setHostnameAsFQDN",
-        set_hostname_as_fqdn.as_ref(),
-        &[&false],
     );
     r.unless(
         p,
@@ -342,7 +343,9 @@ fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool, ho
         }
     }
     r.non_empty(path, "resizePolicy", resize_policy);
-    r.non_empty(path, "resources", resources);
+    if let Some(res) = resources {
+        container_resources(r, &join(path, "resources"), res);
+    }
     r.non_empty(path, "restartPolicyRules", restart_policy_rules);
     if let Some(sc) = security_context {
         container_security_context(r, &join(path, "securityContext"), sc);
@@ -370,6 +373,40 @@ fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool, ho
     for (i, m) in volume_mounts.iter().flatten().enumerate() {
         volume_mount(r, &format!("{path}.volumeMounts[{i}]"), m);
     }
+}
+
+/// A container's `resources`: CPU and memory are honoured, an ephemeral-storage request is
+/// accepted (and means nothing on one host); other names are refused with why. A name that
+/// is not a resource at all is the rules' to report.
+fn container_resources(r: &mut Refusals, path: &str, res: &ResourceRequirements) {
+    let ResourceRequirements {
+        limits,
+        requests,
+        claims,
+    } = res;
+    for (field, list) in [("limits", limits), ("requests", requests)] {
+        for name in list.iter().flatten().map(|(name, _)| name.as_str()) {
+            let reason = match name {
+                "cpu" | "memory" => continue,
+                "ephemeral-storage" if field == "requests" => continue,
+                "ephemeral-storage" => {
+                    "podctl does not enforce ephemeral-storage limits (the kubelet evicts a pod \
+                     over its limit; podctl evicts nothing); a request alone is accepted"
+                }
+                n if n.starts_with("hugepages-") => "podctl does not set up huge pages",
+                n if n.contains('/') => {
+                    "podctl has no extended resources (no device plugins on this host)"
+                }
+                _ => continue,
+            };
+            r.0.push(FieldError::new(
+                format!("{path}.{field}[{name}]"),
+                format!("{NOT_SUPPORTED}: {reason}"),
+            ));
+        }
+    }
+    // Dynamic resource allocation: the pod's `resourceClaims` are refused too.
+    r.non_empty(path, "claims", claims);
 }
 
 fn probe(r: &mut Refusals, path: &str, p: &Probe) {

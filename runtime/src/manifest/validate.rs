@@ -8,19 +8,22 @@
 //! `httpGet` without `path` (`/`) or `scheme` (`HTTP`), a pod without
 //! `terminationGracePeriodSeconds` (30).
 
-use std::collections::HashSet;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Display;
 use std::path::{Component, Path};
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, ExecAction, GRPCAction, HTTPGetAction,
     HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, Probe,
-    SeccompProfile, SecurityContext, SleepAction, Sysctl, TCPSocketAction, Volume, VolumeMount,
+    ResourceRequirements, SeccompProfile, SecurityContext, SleepAction, Sysctl, TCPSocketAction,
+    Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::error::FieldError;
-use super::quantity::{quantity_bytes, QuantityError};
+use super::quantity::{quantity_bytes, quantity_milli, QuantityError};
 use super::sysctls;
 use super::Pod;
 use crate::reference::ReferenceError;
@@ -46,6 +49,12 @@ const HTTP_HEADER_NAME_FMT: &str = "a valid HTTP header must consist of alphanum
 const POD_NAME_LABEL: &str = "podctl requires the pod name to be an RFC 1123 label (at most \
     63 characters, lower case alphanumeric characters or '-', no '.') because it becomes the \
     pod's hostname and part of file names";
+
+/// The smallest memory limit podctl accepts, its own rule (the API server has none): runc's
+/// init process is charged to the container's memory cgroup before the container's process
+/// starts (about 2 MiB with runc 1.1), and below that runc fails the container with
+/// `unable to set memory limit`; Docker refuses less than 6 MB for the same reason.
+const MIN_MEMORY_LIMIT: u64 = 6 << 20;
 
 /// `spec.terminationGracePeriodSeconds` when absent (`v1.DefaultTerminationGracePeriodSeconds`).
 const DEFAULT_GRACE_PERIOD_SECONDS: i64 = 30;
@@ -505,6 +514,99 @@ fn container_security(v: &mut Errors, path: &str, sc: &SecurityContext) {
     }
 }
 
+/// `ValidateResourceRequirements` for a container: standard resource names, quantities that
+/// parse and are not negative, each request within its limit (equal to it for the resources
+/// that cannot be overcommitted: huge pages and extended resources); then podctl's minimum
+/// memory limit. Which names podctl honours is `unsupported`'s business.
+fn resources(v: &mut Errors, path: &str, r: &ResourceRequirements) {
+    let none = BTreeMap::new();
+    let limits = r.limits.as_ref().unwrap_or(&none);
+    let requests = r.requests.as_ref().unwrap_or(&none);
+    for (name, q) in limits {
+        let p = format!("{path}.limits[{name}]");
+        resource_name(v, &p, name);
+        resource_quantity(v, &p, name, q);
+    }
+    for (name, request) in requests {
+        let p = format!("{path}.requests[{name}]");
+        resource_name(v, &p, name);
+        resource_quantity(v, &p, name, request);
+        let Some(limit) = limits.get(name) else {
+            if !overcommit_allowed(name) {
+                v.push(
+                    format!("{path}.limits"),
+                    "Required value: Limit must be set for non overcommitable resources",
+                );
+            }
+            continue;
+        };
+        let detail = match compare_quantities(request, limit) {
+            Some(Ordering::Equal) | None => continue,
+            Some(_) if !overcommit_allowed(name) => "must be equal to",
+            Some(Ordering::Greater) => "must be less than or equal to",
+            Some(Ordering::Less) => continue,
+        };
+        v.invalid(
+            format!("{path}.requests"),
+            &request.0,
+            &format!("{detail} {name} limit of {}", limit.0),
+        );
+    }
+    if let Some(limit) = limits.get("memory") {
+        if quantity_bytes(limit).is_ok_and(|b| b != 0 && b < MIN_MEMORY_LIMIT) {
+            v.invalid(
+                format!("{path}.limits[memory]"),
+                &limit.0,
+                "must be at least 6Mi: podctl's minimum, since runc's own init process is \
+                 charged to the container's memory cgroup before the container starts",
+            );
+        }
+    }
+}
+
+/// `validateContainerResourceName`: a name without a domain must be a standard resource
+/// for containers; one with a domain is an extended resource (device plugins).
+fn resource_name(v: &mut Errors, path: &str, name: &str) {
+    let standard =
+        matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-");
+    if !name.contains('/') && !standard {
+        v.invalid(path, name, "must be a standard resource for containers");
+    }
+}
+
+/// Huge pages and extended resources cannot be overcommitted (`IsOvercommitAllowed`).
+fn overcommit_allowed(name: &str) -> bool {
+    !name.starts_with("hugepages-") && !name.contains('/')
+}
+
+/// `ValidateResourceQuantityValue`: a quantity, not negative; and one podctl can write
+/// into a cgroup file.
+fn resource_quantity(v: &mut Errors, path: &str, name: &str, q: &Quantity) {
+    let parsed = if name == "cpu" {
+        quantity_milli(q)
+    } else {
+        quantity_bytes(q)
+    };
+    let detail = match parsed {
+        Ok(n) if n <= i64::MAX as u64 => return,
+        Ok(_) | Err(QuantityError::TooLarge) if name == "cpu" => {
+            format!("must be at most {}m", i64::MAX)
+        }
+        Ok(_) | Err(QuantityError::TooLarge) => "must be less than 8Ei".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    v.invalid(path, &q.0, &detail);
+}
+
+/// Two quantities in order (at milli precision, else whole units for huge ones); `None`
+/// when either does not parse (already reported).
+fn compare_quantities(a: &Quantity, b: &Quantity) -> Option<Ordering> {
+    match (quantity_milli(a), quantity_milli(b)) {
+        (Ok(a), Ok(b)) => Some(a.cmp(&b)),
+        _ => Some(quantity_bytes(a).ok()?.cmp(&quantity_bytes(b).ok()?)),
+    }
+}
+
 /// apimachinery's `IsValidIP`.
 fn valid_ip(v: &mut Errors, path: &str, ip: &str) {
     if ip.parse::<std::net::IpAddr>().is_err() {
@@ -543,6 +645,9 @@ fn container(v: &mut Errors, path: &str, c: &Container, volumes: &HashSet<&str>)
     v.dns_label(&format!("{path}.name"), &c.name);
     if let Some(sc) = &c.security_context {
         container_security(v, &format!("{path}.securityContext"), sc);
+    }
+    if let Some(r) = &c.resources {
+        resources(v, &format!("{path}.resources"), r);
     }
 
     let image = c.image.as_deref().unwrap_or_default();

@@ -438,6 +438,11 @@ pub fn detach(dir: &Path) -> Result<(), NetworkError> {
     }
 }
 
+/// Drops the attachment's record without DEL (`podctl rm --force` after a DEL that failed).
+pub fn forget(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(RECORD));
+}
+
 /// The attachment recorded in `dir`, if any.
 pub fn read_record(dir: &Path) -> Result<Option<Attachment>, NetworkError> {
     let path = dir.join(RECORD);

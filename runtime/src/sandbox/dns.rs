@@ -154,7 +154,14 @@ pub(crate) fn ignores_host(pod: &Pod) -> bool {
 /// The pod's resolver settings from its `dnsPolicy` and `dnsConfig` over `host` (see
 /// [`host_config`]; unused for `dnsPolicy: None`). When nothing reachable is left, Docker's
 /// public resolvers stand in for the host's loopback ones.
+#[cfg(test)]
 pub(crate) fn pod_config(pod: &Pod, host: Host) -> ResolvConf {
+    formed(pod, host).0
+}
+
+/// [`pod_config`] and the kubelet's `DNSConfigForming` warnings: what had to be cut to fit
+/// libc's limits.
+pub(crate) fn formed(pod: &Pod, host: Host) -> (ResolvConf, Vec<String>) {
     let spec = pod.spec.as_ref();
     let (base, only_loopback) = if ignores_host(pod) {
         (ResolvConf::default(), false)
@@ -173,8 +180,8 @@ pub(crate) fn pod_config(pod: &Pod, host: Host) -> ResolvConf {
         );
         conf.nameservers = FALLBACK_NAMESERVERS.iter().map(|s| s.to_string()).collect();
     }
-    fit_limits(&mut conf);
-    conf
+    let warnings = fit_limits(&mut conf);
+    (conf, warnings)
 }
 
 /// The kubelet's `appendDNSConfig`.
@@ -202,19 +209,34 @@ fn append(mut base: ResolvConf, extra: &PodDNSConfig) -> ResolvConf {
 /// The kubelet's `formDNSNameserversFitsLimits` and `formDNSSearchFitsLimits`: extra
 /// nameservers and search domains are dropped (validation already refuses them in
 /// `dnsConfig`; the host's file may still have too many).
-fn fit_limits(conf: &mut ResolvConf) {
+fn fit_limits(conf: &mut ResolvConf) -> Vec<String> {
+    let mut warnings = Vec::new();
     if conf.nameservers.len() > MAX_NAMESERVERS {
-        tracing::warn!(dropped = ?&conf.nameservers[MAX_NAMESERVERS..], "more than {MAX_NAMESERVERS} nameservers; the rest are dropped");
         conf.nameservers.truncate(MAX_NAMESERVERS);
+        warnings.push(format!(
+            "Nameserver limits were exceeded, some nameservers have been omitted, the applied \
+             nameserver line is: {}",
+            conf.nameservers.join(" ")
+        ));
     }
-    if conf.searches.len() > MAX_SEARCHES {
-        conf.searches.truncate(MAX_SEARCHES);
-    }
+    let searches = conf.searches.len();
+    conf.searches.truncate(MAX_SEARCHES);
     // Some resolvers (glibc 2.28) abort on a search domain longer than a DNS name can be.
     conf.searches.retain(|s| s.len() <= 253);
     while conf.searches.join(" ").len() > MAX_SEARCH_CHARS {
         conf.searches.pop();
     }
+    if conf.searches.len() < searches {
+        warnings.push(format!(
+            "Search Line limits were exceeded, some search paths have been omitted, the applied \
+             search line is: {}",
+            conf.searches.join(" ")
+        ));
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -310,6 +332,38 @@ mod tests {
         let p = pod(Some("None"), false, Some(none));
         assert!(!missing_cluster_dns(&p));
         assert_eq!(pod_config(&p, host()).render(), "nameserver 1.1.1.1\n");
+    }
+
+    #[test]
+    fn what_does_not_fit_is_cut_with_the_kubelets_warnings() {
+        let host = Host {
+            conf: ResolvConf::parse(
+                "nameserver 10.0.0.1\nnameserver 10.0.0.2\nnameserver 10.0.0.3\nnameserver 10.0.0.4\nsearch a b\n",
+            ),
+            only_loopback: false,
+        };
+        let (conf, warnings) = formed(&pod(Some("Default"), false, None), host);
+        assert_eq!(conf.nameservers.len(), 3);
+        assert_eq!(
+            warnings,
+            ["Nameserver limits were exceeded, some nameservers have been omitted, the applied nameserver line is: 10.0.0.1 10.0.0.2 10.0.0.3"]
+        );
+        let many: Vec<String> = (0..40).map(|i| format!("d{i}.example")).collect();
+        let host = Host {
+            conf: ResolvConf::parse(&format!("nameserver 10.0.0.1\nsearch {}\n", many.join(" "))),
+            only_loopback: false,
+        };
+        let (conf, warnings) = formed(&pod(Some("Default"), false, None), host);
+        assert_eq!(conf.searches.len(), 32);
+        assert!(warnings[0].starts_with("Search Line limits were exceeded, some search paths have been omitted, the applied search line is: d0.example d1.example"), "{warnings:?}");
+        let (_, none) = formed(
+            &pod(None, false, None),
+            Host {
+                conf: ResolvConf::parse("nameserver 1.1.1.1\n"),
+                only_loopback: false,
+            },
+        );
+        assert!(none.is_empty());
     }
 
     #[test]

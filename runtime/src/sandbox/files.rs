@@ -169,8 +169,9 @@ pub(crate) fn hosts_for(
     }
 }
 
-/// `/etc/resolv.conf` content for the pod (see [`super::dns`]).
-pub(crate) fn resolv_conf_for(pod: &Pod) -> Result<String, SandboxError> {
+/// `/etc/resolv.conf` content for the pod (see [`super::dns`]), and the warnings forming it
+/// gave.
+pub(crate) fn resolv_conf_for(pod: &Pod) -> Result<(String, Vec<String>), SandboxError> {
     use super::dns;
     let host = if dns::ignores_host(pod) {
         dns::host_config("", None, true)
@@ -193,7 +194,8 @@ pub(crate) fn resolv_conf_for(pod: &Pod) -> Result<String, SandboxError> {
             host_network,
         )
     };
-    Ok(dns::pod_config(pod, host).render())
+    let (conf, warnings) = dns::formed(pod, host);
+    Ok((conf.render(), warnings))
 }
 
 #[cfg(test)]

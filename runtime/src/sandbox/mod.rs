@@ -35,6 +35,9 @@ use nix::mount::MsFlags;
 
 use volumes::VolumeRoot;
 
+/// Longest kernel hostname (the kubelet's limit for `setHostnameAsFQDN`).
+const MAX_HOSTNAME: usize = 64;
+
 /// Options of the pod's `/dev/shm`: containerd CRI's sandbox shm (`mode=1777,size=65536k`).
 const SHM_OPTIONS: &str = "mode=1777,size=65536k";
 
@@ -69,9 +72,15 @@ pub struct Sandbox {
     pub resolv_conf: PathBuf,
     /// Directory (a tmpfs) to bind at `/dev/shm`.
     pub shm: PathBuf,
-    /// The hostname containers see: `spec.hostname`, else the pod name; the node's hostname
+    /// The hostname containers see: `spec.hostname`, else the pod name (its FQDN with
+    /// `setHostnameAsFQDN` and a `subdomain`); the node's hostname
     /// for `hostNetwork` pods.
     pub hostname_value: String,
+    /// The short name `/etc/hosts` maps the pod's address to (its FQDN leads the line).
+    host_name: String,
+    /// What the kubelet reports as `DNSConfigForming` warnings: resolver lines cut to
+    /// libc's limits when the sandbox was created.
+    pub dns_warnings: Vec<String>,
     volumes: BTreeMap<String, VolumeRoot>,
 }
 
@@ -116,6 +125,9 @@ pub enum SandboxError {
         #[source]
         source: crate::manifest::QuantityError,
     },
+    /// `setHostnameAsFQDN` with an FQDN the kernel cannot hold: the kubelet's message.
+    #[error("Failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too long (64 characters is the max, {} characters requested)", fqdn.len())]
+    FqdnTooLong { fqdn: String },
     #[error("volume {volume:?} is not a volume of this pod")]
     UnknownVolume { volume: String },
     /// The subPath resolves (through a symlink) to somewhere outside the volume.
@@ -169,6 +181,20 @@ impl Sandbox {
                 .filter(|h| !h.is_empty())
                 .unwrap_or(pod_name)
         };
+        let host_name = hostname_value.clone();
+        let fqdn = files::pod_fqdn(cfg.pod, &host_name);
+        let hostname_value = match fqdn {
+            // The kubelet's rule: the kernel's hostname is at most 64 characters.
+            Some(fqdn)
+                if !host_network && spec.and_then(|s| s.set_hostname_as_fqdn) == Some(true) =>
+            {
+                if fqdn.len() > MAX_HOSTNAME {
+                    return Err(SandboxError::FqdnTooLong { fqdn });
+                }
+                fqdn
+            }
+            _ => hostname_value,
+        };
         let volumes_dir = dir.join("volumes");
         let volumes = spec
             .and_then(|s| s.volumes.as_deref())
@@ -187,6 +213,8 @@ impl Sandbox {
             resolv_conf: etc.join("resolv.conf"),
             shm: dir.join("shm"),
             hostname_value,
+            host_name,
+            dns_warnings: Vec::new(),
             volumes,
             dir,
         })
@@ -228,8 +256,10 @@ impl Sandbox {
                 })
             }
         }
+        let mut sandbox = sandbox;
         match sandbox.populate(cfg.pod) {
-            Ok(()) => {
+            Ok(warnings) => {
+                sandbox.dns_warnings = warnings;
                 tracing::debug!(pod = %pod_name(cfg.pod), dir = %sandbox.dir.display(), "sandbox created");
                 Ok(sandbox)
             }
@@ -243,7 +273,9 @@ impl Sandbox {
         }
     }
 
-    fn populate(&self, pod: &Pod) -> Result<(), SandboxError> {
+    /// Makes the sandbox's dirs, files, namespaces and volumes; returns the warnings forming
+    /// its resolv.conf gave.
+    fn populate(&self, pod: &Pod) -> Result<Vec<String>, SandboxError> {
         let mkdir = |path: PathBuf, mode: u32| {
             std::fs::DirBuilder::new()
                 .mode(mode)
@@ -260,11 +292,9 @@ impl Sandbox {
         mkdir(self.shm.clone(), 0o755)?;
 
         files::write_file(&self.hostname, &format!("{}\n", self.hostname_value))?;
-        files::write_file(
-            &self.hosts,
-            &files::hosts_for(pod, &self.hostname_value, &[])?,
-        )?;
-        files::write_file(&self.resolv_conf, &files::resolv_conf_for(pod)?)?;
+        files::write_file(&self.hosts, &files::hosts_for(pod, &self.host_name, &[])?)?;
+        let (resolv_conf, dns_warnings) = files::resolv_conf_for(pod)?;
+        files::write_file(&self.resolv_conf, &resolv_conf)?;
 
         namespaces::create(&namespaces::NamespacePlan {
             pod: &pod_name(pod),
@@ -302,13 +332,13 @@ impl Sandbox {
                 }
             }
         }
-        Ok(())
+        Ok(dns_warnings)
     }
 
     /// Rewrites the pod's `/etc/hosts` with its addresses (once its network is attached),
     /// in place, so that containers created already see it.
     pub fn write_hosts(&self, pod: &Pod, pod_ips: &[std::net::IpAddr]) -> Result<(), SandboxError> {
-        let content = files::hosts_for(pod, &self.hostname_value, pod_ips)?;
+        let content = files::hosts_for(pod, &self.host_name, pod_ips)?;
         // An adopted pod's file is already right; rewriting it would race its readers and
         // drop what its containers wrote there.
         if std::fs::read_to_string(&self.hosts).is_ok_and(|c| c == content) {

@@ -257,6 +257,34 @@ fn spec_hostname_overrides_pod_name() {
 }
 
 #[test]
+fn set_hostname_as_fqdn_puts_the_fqdn_in_the_kernel_hostname() {
+    let planned = |hostname: &str, subdomain: Option<&str>| {
+        let pod = pod(json!({
+            "metadata": {"name": "p", "namespace": "team"},
+            "spec": {"hostname": hostname, "subdomain": subdomain, "setHostnameAsFQDN": true,
+                     "containers": [{"name": "c"}]},
+        }));
+        Sandbox::planned(SandboxConfig {
+            dir: Path::new("/nonexistent/p"),
+            pod: &pod,
+        })
+    };
+    let sb = planned("web", Some("db")).unwrap();
+    assert_eq!(sb.hostname_value, "web.db.team.svc.cluster.local");
+    // /etc/hosts still maps the short name after the FQDN.
+    assert_eq!(sb.host_name, "web");
+    // Without a subdomain the FQDN is the hostname.
+    assert_eq!(planned("web", None).unwrap().hostname_value, "web");
+    let long = "a".repeat(40);
+    assert_eq!(
+        planned(&long, Some("db")).unwrap_err().to_string(),
+        format!(
+            "Failed to construct FQDN from pod hostname and cluster domain, FQDN {long}.db.team.svc.cluster.local is too long (64 characters is the max, 66 characters requested)"
+        )
+    );
+}
+
+#[test]
 fn destroy_recovers_from_crash_leftovers() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("crashed");
