@@ -172,6 +172,13 @@ fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
 }
 
 fn main() -> ExitCode {
+    // The pause process of a shareProcessNamespace pod (see podctl_runtime::pause).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == podctl_runtime::oci::PAUSE_ARG)
+    {
+        return podctl_runtime::pause::run();
+    }
     let cli = Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     // The daemon leaves its pods running for the next daemon to adopt: the process must end
     // without dropping the async runtime, whose pod tasks would run their cleanup.

@@ -261,8 +261,14 @@ async fn names_follow_hostname_subdomain_host_aliases_and_dns_settings() {
     // setHostnameAsFQDN: the kernel hostname is the FQDN; /etc/hosts still names both.
     // Three more nameservers over the host's own: cut to three with the kubelet's event
     // (when the host has a resolver pods can reach; with none, nothing is cut).
-    let host_resolvers = std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
+    // Read as podctl reads them: behind systemd-resolved's stub, its upstream file.
+    let host_file = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host_file = if host_file.contains("nameserver 127.0.0.53") {
+        std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default()
+    } else {
+        host_file
+    };
+    let host_resolvers = host_file
         .lines()
         .filter(|l| l.starts_with("nameserver "))
         .filter(|l| !l.contains(" 127.") && !l.ends_with(" ::1"))
@@ -356,7 +362,7 @@ async fn security_context_sets_user_groups_capabilities_and_a_read_only_root() {
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains(
-            "container has runAsNonRoot and image will run as root (pod: \"rooted_default\", container: c)"
+            "CreateContainerConfigError: container has runAsNonRoot and image will run as root (pod: \"rooted_default\", container: c)"
         ),
         "{}",
         text(&out.stderr)
@@ -1004,5 +1010,64 @@ async fn long_lines_are_cut_into_partial_records() {
         ]
     );
     assert_success(&f.podctl(&["rm", "longline"], None), "podctl rm");
+    f.finish().await;
+}
+
+/// `shareProcessNamespace`: one PID namespace for the pod, held by podctl's pause process as
+/// PID 1 (so it outlives the init container that exits first); each container sees the
+/// others' processes and their roots; the pause goes with the pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_process_namespace_shows_every_container_its_neighbours() {
+    let f = Fixture::new("sharepid").await;
+    let out = f.run(&pod(
+        "shared",
+        r#"
+  shareProcessNamespace: true
+  initContainers:
+    - name: init
+      image: busybox:1.35
+      # `$$$$`: the kubelet's expansion makes it `$$`.
+      command: ["sh", "-c", "echo pid $$$$"]
+    - name: side
+      image: busybox:1.35
+      restartPolicy: Always
+      command: ["sleep", "1000"]
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; ps -o args | grep -c '^sleep 1000'; test -e /proc/$(pidof sleep)/root/bin/sh && echo root-visible"]
+"#,
+    ));
+    assert_success(&out, "podctl run");
+    let init = lines_of(&out, "init");
+    assert!(
+        init.len() == 1 && init[0].starts_with("pid ") && init[0] != "pid 1",
+        "the init container is not the namespace's first process: {init:?}"
+    );
+    assert_eq!(
+        lines_of(&out, "main"),
+        ["/pause __podctl_pause ", "1", "root-visible"]
+    );
+
+    // Kept after it ends (no --rm): the pause is gone with the containers' tasks, and
+    // `podctl rm` removes its record.
+    let out = f.podctl(
+        &["run", "-"],
+        Some(&pod(
+            "kept",
+            "  shareProcessNamespace: true\n  containers:\n    - name: c\n      image: busybox:1.35\n      command: [\"true\"]\n",
+        )),
+    );
+    assert_success(&out, "podctl run");
+    assert_eq!(f.client.list_tasks().await.unwrap(), Vec::<String>::new());
+    f.remove("kept");
+
+    // Without it, each container is PID 1 of its own namespace.
+    let out = f.run(&pod(
+        "apart",
+        "  containers:\n    - name: c\n      image: busybox:1.35\n      command: [\"sh\", \"-c\", \"echo pid $$$$\"]\n",
+    ));
+    assert_success(&out, "podctl run");
+    assert_eq!(lines_of(&out, "c"), ["pid 1"]);
     f.finish().await;
 }

@@ -167,6 +167,8 @@ async fn memory_hog_is_oom_killed_and_restarted() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}\n{status:#}");
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    // A memory limit without a request: the request is the limit, no CPU: Burstable.
+    assert_eq!(status["qosClass"], "Burstable", "{status:#}");
     let hog = &status["containerStatuses"][0];
     assert_eq!(hog["restartCount"], 1, "{hog:#}");
     let killed = &hog["lastState"]["terminated"];

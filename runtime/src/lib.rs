@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod network;
 pub mod oci;
+pub mod pause;
 pub mod podlogs;
 pub mod pods;
 pub(crate) mod probe;

@@ -130,8 +130,8 @@ pub enum OciError {
     #[error("container {container:?}: invalid image user {user:?}")]
     InvalidUser { container: String, user: String },
     /// `runAsNonRoot` and a process that would run as root: the kubelet's
-    /// CreateContainerConfigError, in its words.
-    #[error("{0}")]
+    /// CreateContainerConfigError (the waiting reason it gives the container), in its words.
+    #[error("CreateContainerConfigError: {0}")]
     RunAsNonRoot(String),
     #[error("container {container:?}: {source}")]
     Command {
@@ -182,12 +182,6 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
     let pod_sc = pod_spec.and_then(|s| s.security_context.as_ref());
     let sc = c.security_context.as_ref();
     let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
-    if pod_spec
-        .and_then(|s| s.share_process_namespace)
-        .unwrap_or(false)
-    {
-        return Err(unsupported("spec.shareProcessNamespace"));
-    }
     if c.tty.unwrap_or(false) {
         return Err(unsupported("tty"));
     }
@@ -285,7 +279,8 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
     let sb = input.sandbox;
     let mut namespaces = Vec::new();
     if !host_pid {
-        namespaces.push(namespace(LinuxNamespaceType::Pid, None));
+        // `shareProcessNamespace`: the pause process's namespace, else one of its own.
+        namespaces.push(namespace(LinuxNamespaceType::Pid, sb.pidns.as_deref()));
     }
     namespaces.push(namespace(LinuxNamespaceType::Ipc, Some(&sb.ipcns)));
     if let Some(uts) = &sb.utsns {
@@ -383,6 +378,130 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
     spec.set_vm(None);
     spec.set_zos(None);
     Ok(spec)
+}
+
+/// What the pause process of a `shareProcessNamespace` pod runs as.
+#[derive(Debug, Clone)]
+pub struct PauseInput<'a> {
+    pub sandbox: &'a Sandbox,
+    pub container_id: &'a str,
+    pub shim_group: &'a str,
+    /// Its root (see `Sandbox::pause_rootfs`) and the host dirs bound read-only into it.
+    pub rootfs: &'a Path,
+    pub binds: &'a [PathBuf],
+    /// podctl's own binary, bound at `/pause` and run as `/pause <PAUSE_ARG>`.
+    pub exe: &'a Path,
+}
+
+/// The argument that makes podctl's binary the pause process (see `crate::pause`).
+pub const PAUSE_ARG: &str = "__podctl_pause";
+
+/// The spec of a `shareProcessNamespace` pod's pause process: PID 1 of the pod's PID
+/// namespace (which must outlive every container, as the kubelet's pause container does),
+/// in the pod's other namespaces, as nobody, without capabilities, under the default
+/// seccomp profile, on a read-only root holding only what podctl's binary needs.
+pub fn pause_spec(input: &PauseInput<'_>) -> Spec {
+    let sb = input.sandbox;
+    let mut process = Process::default();
+    process.set_terminal(Some(false));
+    process.set_console_size(None);
+    let mut user = User::default();
+    user.set_uid(65535);
+    user.set_gid(65535);
+    process.set_user(user);
+    process.set_args(Some(vec!["/pause".to_owned(), PAUSE_ARG.to_owned()]));
+    process.set_command_line(None);
+    process.set_env(Some(vec!["PATH=/usr/bin:/bin".to_owned()]));
+    process.set_cwd(PathBuf::from("/"));
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(Some(HashSet::new()));
+    caps.set_effective(Some(HashSet::new()));
+    caps.set_permitted(Some(HashSet::new()));
+    caps.set_inheritable(None);
+    caps.set_ambient(None);
+    process.set_capabilities(Some(caps));
+    process.set_rlimits(None);
+    process.set_no_new_privileges(Some(true));
+    process.set_apparmor_profile(None);
+    process.set_oom_score_adj(None);
+    process.set_selinux_label(None);
+    process.set_io_priority(None);
+    process.set_scheduler(None);
+    process.set_exec_cpu_affinity(None);
+
+    let mut root = Root::default();
+    root.set_path(input.rootfs.to_owned());
+    root.set_readonly(Some(true));
+
+    let mut mounts = vec![
+        mount(
+            "/proc",
+            "proc",
+            Path::new("proc"),
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev",
+            "tmpfs",
+            Path::new("tmpfs"),
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+    ];
+    for dir in input.binds {
+        mounts.push(bind(dir, dir, true));
+    }
+    mounts.push(bind(Path::new("/pause"), input.exe, true));
+
+    let mut namespaces = vec![
+        namespace(LinuxNamespaceType::Pid, None),
+        namespace(LinuxNamespaceType::Ipc, Some(&sb.ipcns)),
+        namespace(LinuxNamespaceType::Mount, None),
+    ];
+    if let Some(uts) = &sb.utsns {
+        namespaces.push(namespace(LinuxNamespaceType::Uts, Some(uts)));
+    }
+    if let Some(net) = &sb.netns {
+        namespaces.push(namespace(LinuxNamespaceType::Network, Some(net)));
+    }
+    let mut resources = LinuxResources::default();
+    resources.set_devices(Some(device_rules()));
+    let mut linux = oci_spec::runtime::Linux::default();
+    linux.set_resources(Some(resources));
+    linux.set_cgroups_path(Some(PathBuf::from(cgroups::container_cgroups_path(
+        &cgroups::pod_cgroup_name(input.shim_group),
+        input.container_id,
+    ))));
+    linux.set_namespaces(Some(namespaces));
+    linux.set_devices(None);
+    linux.set_seccomp(Some(seccomp::runtime_default(&HashSet::new())));
+    linux.set_rootfs_propagation(None);
+    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect()));
+    linux.set_readonly_paths(Some(
+        READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+    ));
+    linux.set_mount_label(None);
+    linux.set_sysctl(None);
+    linux.set_uid_mappings(None);
+    linux.set_gid_mappings(None);
+
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.to_owned());
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(mounts));
+    spec.set_process(Some(process));
+    spec.set_hostname(None);
+    spec.set_domainname(None);
+    spec.set_hooks(None);
+    spec.set_annotations(Some(HashMap::from([(
+        SHIM_GROUP_ANNOTATION.to_owned(),
+        input.shim_group.to_owned(),
+    )])));
+    spec.set_linux(Some(linux));
+    spec.set_solaris(None);
+    spec.set_windows(None);
+    spec.set_vm(None);
+    spec.set_zos(None);
+    spec
 }
 
 fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> LinuxNamespace {
@@ -1288,7 +1407,7 @@ mod tests {
         .to_string();
         assert_eq!(
             err,
-            "container has runAsNonRoot and image will run as root (pod: \"nr_default\", container: c)"
+            "CreateContainerConfigError: container has runAsNonRoot and image will run as root (pod: \"nr_default\", container: c)"
         );
         let err = spec_for(
             &with(json!({}), json!({"runAsNonRoot": true, "runAsUser": 0})),
@@ -1298,7 +1417,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.starts_with("container's runAsUser breaks non-root policy"),
+            err.starts_with(
+                "CreateContainerConfigError: container's runAsUser breaks non-root policy"
+            ),
             "{err}"
         );
         // A non-root uid passes, from the pod or the image; the container may turn it off.

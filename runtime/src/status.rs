@@ -240,6 +240,9 @@ pub struct PodStatus {
     pub pod_ip: Option<String>,
     #[serde(default, rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
     pub pod_ips: Vec<PodIp>,
+    /// `Guaranteed`, `Burstable` or `BestEffort`, from the containers' resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_class: Option<String>,
     pub init_container_statuses: Vec<ContainerStatus>,
     pub container_statuses: Vec<ContainerStatus>,
 }
@@ -630,6 +633,7 @@ mod tests {
             host_ips: Vec::new(),
             pod_ip: None,
             pod_ips: Vec::new(),
+            qos_class: None,
             init_container_statuses: init,
             container_statuses: main,
         }
@@ -898,6 +902,7 @@ mod summary_tests {
             host_ips: Vec::new(),
             pod_ip: None,
             pod_ips: Vec::new(),
+            qos_class: None,
             init_container_statuses: init,
             container_statuses: main,
         }

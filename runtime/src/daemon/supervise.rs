@@ -560,6 +560,7 @@ mod tests {
             host_ips: Vec::new(),
             pod_ip: None,
             pod_ips: Vec::new(),
+            qos_class: None,
             init_container_statuses: Vec::new(),
             container_statuses: vec![app],
         }

@@ -111,7 +111,19 @@ impl Coordinator {
     /// Runs the pod to its end and fixes its final phase.
     pub async fn drive(&mut self, pipeline: &mut Pipeline<'_>) -> Result<(), LifecycleError> {
         self.ctx.check_specs(&pipeline.plan)?;
-        self.ctx.apply_pod_cgroup()?;
+        let ctx = self.ctx.clone();
+        let applied = tokio::task::spawn_blocking(move || ctx.apply_pod_cgroup())
+            .await
+            .map_err(|e| LifecycleError::Join(e.to_string()))?;
+        match applied {
+            // A pod that runs already is not torn down for its cgroup's limits.
+            Err(e) if pipeline.adopted_any() => {
+                tracing::warn!(pod = %self.ctx.pod_name, error = %e, "the adopted pod's cgroup could not be set");
+            }
+            other => other?,
+        }
+        // Before any container is created: they join its PID namespace then.
+        super::pause::start(&self.ctx).await?;
         pipeline.prepare_ahead().await?;
         let plan = pipeline.plan.clone();
         let inits = plan.iter().take_while(|s| s.role.is_init()).count();

@@ -22,6 +22,7 @@ mod container;
 mod coordinator;
 mod gate;
 mod logs;
+mod pause;
 mod plan;
 mod probing;
 mod recover;
@@ -494,6 +495,11 @@ pub async fn admit(
             );
         }
     }
+    shared.set_qos_class(
+        crate::cgroups::QosClass::of_pod(&pod)
+            .ok()
+            .map(crate::cgroups::QosClass::as_str),
+    );
     let host_network = planned.netns.is_none();
     shared.set_addresses(
         host_ip,
@@ -582,12 +588,20 @@ async fn destroy_or_release(dir: &Path, destroy: bool) -> Result<(), LifecycleEr
         // DEL while the namespace pin still holds the pod's interface; a failed DEL keeps
         // everything (and its record) for `podctl rm` to try again.
         network::detach(&dir)?;
-        // runc removes a container's own cgroup, not the pod's above it.
-        crate::cgroups::remove_pod_cgroup_of(&dir)?;
+        // runc removes a container's own cgroup, not the pod's above it. Its name is read
+        // from the state dir: before `destroy`, which deletes it; after `release`, so that
+        // a cgroup that will not go keeps no mount.
         if destroy {
+            crate::cgroups::remove_pod_cgroup_of(&dir)?;
             Sandbox::destroy(&dir)?;
         } else {
-            Sandbox::release(&dir)?;
+            let released = Sandbox::release(&dir).map_err(LifecycleError::from);
+            let removed = crate::cgroups::remove_pod_cgroup_of(&dir).map_err(LifecycleError::from);
+            match (released, removed) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Ok(())) | (Ok(()), Err(e)) => return Err(e),
+                (Err(e), Err(c)) => return Err(with_cleanup(e, Err(c))),
+            }
         }
         Ok(())
     })
@@ -668,6 +682,7 @@ async fn finish(
     // The final phase is on disk already (the coordinator saved it): a supervisor adopting
     // the pod after a crash from here on only concludes it. Namespaces and mounts go first,
     // so a failure to write the status cannot keep them.
+    pause::stop(&ctx.client, &ctx.pod_name).await?;
     destroy_or_release(&ctx.pod_dir, false).await?;
     shared.sandbox_released();
     let status = shared.snapshot();

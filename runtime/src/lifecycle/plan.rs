@@ -237,6 +237,11 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// Whether a restarted supervisor adopted any attempt of this pod (it runs already).
+    pub fn adopted_any(&self) -> bool {
+        self.ready.iter().flatten().any(Prepared::adopted)
+    }
+
     /// Container `i`'s attempt adopted by a restarted supervisor, if any.
     pub fn take_adopted(&mut self, i: usize) -> Option<Prepared> {
         if self.ready[i].as_ref().is_some_and(Prepared::adopted) {

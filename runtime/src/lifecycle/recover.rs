@@ -118,6 +118,10 @@ pub async fn recover(
     let ctx = PodContext::new(client, pod, dir.clone(), sandbox, shim_group, opts);
     let mut found: HashMap<String, Vec<String>> = HashMap::new();
     for c in pod_containers(client, name).await? {
+        // The pause process holds the pod's PID namespace: it stays (see `pause::start`).
+        if c.labels.get(labels::ROLE).map(String::as_str) == Some(super::pause::ROLE) {
+            continue;
+        }
         if let Some(n) = c.labels.get(labels::CONTAINER) {
             found.entry(n.clone()).or_default().push(c.id);
         }
@@ -164,6 +168,11 @@ pub async fn recover(
         statuses,
         Some(&dir),
         observer,
+    );
+    shared.set_qos_class(
+        crate::cgroups::QosClass::of_pod(&ctx.pod)
+            .ok()
+            .map(crate::cgroups::QosClass::as_str),
     );
     let network = adopt_network(&shared, &dir, ctx.sandbox.netns.is_some()).await?;
     tracing::info!(pod = %name, "adopted");

@@ -59,6 +59,7 @@ struct Inner {
     events: Option<File>,
     host_ip: Option<IpAddr>,
     pod_ips: Vec<IpAddr>,
+    qos_class: Option<&'static str>,
 }
 
 /// The pod's live state; cheap to share.
@@ -109,6 +110,7 @@ impl Shared {
                 events,
                 host_ip: None,
                 pod_ips: Vec::new(),
+                qos_class: None,
             }),
             changed: watch::channel(0).0,
             observer,
@@ -186,6 +188,13 @@ impl Shared {
         self.refresh(&mut inner);
     }
 
+    /// The pod's QoS class (`status.qosClass`).
+    pub fn set_qos_class(&self, class: Option<&'static str>) {
+        let mut inner = self.lock();
+        inner.qos_class = class;
+        self.refresh(&mut inner);
+    }
+
     /// The pod's addresses, once its network is attached.
     pub fn set_pod_ips(&self, pod_ips: Vec<IpAddr>) {
         let mut inner = self.lock();
@@ -259,6 +268,7 @@ impl Shared {
             host_ips: inner.host_ip.iter().map(PodIp::from).collect(),
             pod_ip: inner.pod_ips.first().map(ToString::to_string),
             pod_ips: inner.pod_ips.iter().map(PodIp::from).collect(),
+            qos_class: inner.qos_class.map(str::to_owned),
             init_container_statuses: init,
             container_statuses: main,
         }

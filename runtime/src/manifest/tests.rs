@@ -1383,7 +1383,6 @@ fn unsupported_fields_are_refused_with_their_path() {
                 "spec.nodeName",
                 "spec.securityContext.supplementalGroupsPolicy",
                 "spec.serviceAccountName",
-                "spec.shareProcessNamespace",
                 "spec.tolerations",
             ],
         ),
@@ -1923,7 +1922,6 @@ mod security_context {
                 "spec.securityContext.seLinuxChangePolicy",
                 "spec.securityContext.seLinuxOptions",
                 "spec.securityContext.supplementalGroupsPolicy",
-                "spec.shareProcessNamespace",
                 "spec.containers[0].securityContext.appArmorProfile",
             ]
         );

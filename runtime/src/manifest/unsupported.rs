@@ -191,7 +191,8 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         service_account_name,
         // The kernel hostname becomes the FQDN (sandbox), as the kubelet makes it.
         set_hostname_as_fqdn: _,
-        share_process_namespace,
+        // One PID namespace held by a pause process (lifecycle::pause).
+        share_process_namespace: _,
         subdomain: _,
         tolerations,
         topology_spread_constraints,
@@ -255,12 +256,6 @@ fn pod_spec(r: &mut Refusals, spec: &PodSpec) {
         "serviceAccountName",
         service_account_name.as_deref(),
         &["", "default"],
-    );
-    r.unless(
-        p,
-        "shareProcessNamespace",
-        share_process_namespace.as_ref(),
-        &[&false],
     );
     r.non_empty(p, "tolerations", tolerations);
     r.non_empty(p, "topologySpreadConstraints", topology_spread_constraints);

@@ -64,6 +64,9 @@ pub struct Sandbox {
     pub utsns: Option<PathBuf>,
     /// IPC namespace pin (always private: podctl does not support `hostIPC`).
     pub ipcns: PathBuf,
+    /// PID namespace pin of a `shareProcessNamespace` pod: the namespace of its pause
+    /// process (see [`Sandbox::pin_pid_namespace`]); `None`: each container has its own.
+    pub pidns: Option<PathBuf>,
     /// File to bind at `/etc/hosts`.
     pub hosts: PathBuf,
     /// File to bind at `/etc/hostname`.
@@ -126,7 +129,7 @@ pub enum SandboxError {
         source: crate::manifest::QuantityError,
     },
     /// `setHostnameAsFQDN` with an FQDN the kernel cannot hold: the kubelet's message.
-    #[error("Failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too long (64 characters is the max, {} characters requested)", fqdn.len())]
+    #[error("failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too long (64 characters is the max, {} characters requested)", fqdn.len())]
     FqdnTooLong { fqdn: String },
     #[error("volume {volume:?} is not a volume of this pod")]
     UnknownVolume { volume: String },
@@ -204,7 +207,12 @@ impl Sandbox {
             .collect::<Result<_, SandboxError>>()?;
         let ns = dir.join("ns");
         let etc = dir.join("etc");
+        let share_pids = spec
+            .and_then(|s| s.share_process_namespace)
+            .unwrap_or(false)
+            && !spec.and_then(|s| s.host_pid).unwrap_or(false);
         Ok(Sandbox {
+            pidns: share_pids.then(|| ns.join("pid")),
             netns: (!host_network).then(|| ns.join("net")),
             utsns: (!host_network).then(|| ns.join("uts")),
             ipcns: ns.join("ipc"),
@@ -335,6 +343,49 @@ impl Sandbox {
         Ok(dns_warnings)
     }
 
+    /// The root of the pause process of a `shareProcessNamespace` pod: an empty dir holding
+    /// the host's top-level links into `/usr` (`lib -> usr/lib` ...), made now. Returns the
+    /// host dirs to bind read-only at the same place (`/usr`, and `/lib*` where the host has
+    /// them as real dirs), so that podctl's own binary runs there.
+    pub fn pause_rootfs(&self) -> Result<(PathBuf, Vec<PathBuf>), SandboxError> {
+        let root = self.dir.join("pause");
+        let io = |op, path: &Path| {
+            let path = path.to_owned();
+            move |source| SandboxError::Io { op, path, source }
+        };
+        match std::fs::DirBuilder::new().mode(0o755).create(&root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("create", &root)(e)),
+        }
+        let mut binds = vec![PathBuf::from("/usr")];
+        for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            let host = Path::new("/").join(name);
+            let Ok(meta) = std::fs::symlink_metadata(&host) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&host).map_err(io("readlink", &host))?;
+                let link = root.join(name);
+                if std::fs::symlink_metadata(&link).is_err() {
+                    std::os::unix::fs::symlink(&target, &link).map_err(io("symlink", &link))?;
+                }
+            } else if meta.is_dir() {
+                binds.push(host);
+            }
+        }
+        Ok((root, binds))
+    }
+
+    /// Pins the PID namespace of the pod's pause process (`pid`), which the containers of a
+    /// `shareProcessNamespace` pod then join by path.
+    pub fn pin_pid_namespace(&self, pid: u32) -> Result<(), SandboxError> {
+        let Some(pin) = &self.pidns else {
+            return Ok(());
+        };
+        namespaces::pin_process_namespace(pid, "pid", pin)
+    }
+
     /// Rewrites the pod's `/etc/hosts` with its addresses (once its network is attached),
     /// in place, so that containers created already see it.
     pub fn write_hosts(&self, pod: &Pod, pod_ips: &[std::net::IpAddr]) -> Result<(), SandboxError> {
@@ -357,6 +408,7 @@ impl Sandbox {
         };
         self.netns.as_deref().is_none_or(pinned)
             && self.utsns.as_deref().is_none_or(pinned)
+            && self.pidns.as_deref().is_none_or(pinned)
             && pinned(&self.ipcns)
     }
 

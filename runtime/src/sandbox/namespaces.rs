@@ -137,6 +137,18 @@ pub(crate) fn tcp_socket_in(netns: &Path, ipv6: bool) -> Result<OwnedFd, Sandbox
 
 /// Makes sure `pin` is an empty regular file that is not a mount point: a leftover pin from
 /// a crashed run is detached first, since mounting over it would fail or stack.
+/// Pins namespace `kind` of process `pid` at `pin` (a bind mount of its `/proc` file).
+pub(crate) fn pin_process_namespace(pid: u32, kind: &str, pin: &Path) -> Result<(), SandboxError> {
+    prepare_pin(pin)?;
+    mounts::bind(
+        &Path::new("/proc")
+            .join(pid.to_string())
+            .join("ns")
+            .join(kind),
+        pin,
+    )
+}
+
 fn prepare_pin(pin: &Path) -> Result<(), SandboxError> {
     if pin.exists() {
         let canonical = pin.canonicalize().map_err(|source| SandboxError::Io {

@@ -279,7 +279,7 @@ fn set_hostname_as_fqdn_puts_the_fqdn_in_the_kernel_hostname() {
     assert_eq!(
         planned(&long, Some("db")).unwrap_err().to_string(),
         format!(
-            "Failed to construct FQDN from pod hostname and cluster domain, FQDN {long}.db.team.svc.cluster.local is too long (64 characters is the max, 66 characters requested)"
+            "failed to construct FQDN from pod hostname and cluster domain, FQDN {long}.db.team.svc.cluster.local is too long (64 characters is the max, 66 characters requested)"
         )
     );
 }
