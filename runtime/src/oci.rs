@@ -257,14 +257,10 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
     process.set_no_new_privileges(Some(
         sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
     ));
-    process.set_apparmor_profile(None);
+    unset_process_extras(&mut process);
     let cgroup = cgroups::ContainerCgroup::of(input.pod, c, input.host)?;
     // -997..=1000: always fits.
     process.set_oom_score_adj(i32::try_from(cgroup.oom_score_adj).ok());
-    process.set_selinux_label(None);
-    process.set_io_priority(None);
-    process.set_scheduler(None);
-    process.set_exec_cpu_affinity(None);
 
     // Root.
     let mut root = Root::default();
@@ -274,22 +270,10 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
             .unwrap_or(false),
     ));
 
-    // Namespaces: pid and mount private; the rest are the pod's.
     let host_pid = pod_spec.and_then(|s| s.host_pid).unwrap_or(false);
     let sb = input.sandbox;
-    let mut namespaces = Vec::new();
-    if !host_pid {
-        // `shareProcessNamespace`: the pause process's namespace, else one of its own.
-        namespaces.push(namespace(LinuxNamespaceType::Pid, sb.pidns.as_deref()));
-    }
-    namespaces.push(namespace(LinuxNamespaceType::Ipc, Some(&sb.ipcns)));
-    if let Some(uts) = &sb.utsns {
-        namespaces.push(namespace(LinuxNamespaceType::Uts, Some(uts)));
-    }
-    namespaces.push(namespace(LinuxNamespaceType::Mount, None));
-    if let Some(net) = &sb.netns {
-        namespaces.push(namespace(LinuxNamespaceType::Network, Some(net)));
-    }
+    // `shareProcessNamespace`: the pause process's PID namespace, else one of its own.
+    let namespaces = pod_namespaces(sb, (!host_pid).then_some(sb.pidns.as_deref()));
 
     let mut resources = LinuxResources::default();
     let host_devices = if privileged {
@@ -330,54 +314,129 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
         .iter()
         .map(|s| (crate::manifest::sysctl_with_dots(&s.name), s.value.clone()))
         .collect();
-    let mut linux = oci_spec::runtime::Linux::default();
-    linux.set_resources(Some(resources));
-    linux.set_cgroups_path(Some(PathBuf::from(cgroups::container_cgroups_path(
-        &cgroups::pod_cgroup_name(input.shim_group),
-        input.container_id,
-    ))));
-    linux.set_namespaces(Some(namespaces));
-    linux.set_devices(host_devices);
-    linux.set_seccomp(seccomp);
-    linux.set_rootfs_propagation(None);
-    let paths = |list: &[&str]| {
-        if unmasked {
-            Vec::new()
-        } else {
-            list.iter().map(|p| (*p).to_owned()).collect()
-        }
-    };
-    linux.set_masked_paths(Some(paths(&MASKED_PATHS)));
-    linux.set_readonly_paths(Some(paths(&READONLY_PATHS)));
-    linux.set_mount_label(None);
-    linux.set_sysctl((!sysctls.is_empty()).then_some(sysctls));
-    linux.set_uid_mappings(None);
-    linux.set_gid_mappings(None);
-
-    let mut spec = Spec::default();
-    spec.set_version(OCI_VERSION.to_owned());
-    spec.set_root(Some(root));
+    let linux = LinuxSection {
+        resources,
+        cgroups_path: cgroups::container_cgroups_path(
+            &cgroups::pod_cgroup_name(input.shim_group),
+            input.container_id,
+        ),
+        namespaces,
+        devices: host_devices,
+        seccomp,
+        masked: !unmasked,
+        sysctl: (!sysctls.is_empty()).then_some(sysctls),
+    }
+    .build();
     let mut mounts = mounts(input)?;
     if privileged {
         writable_sysfs_and_cgroupfs(&mut mounts);
     }
-    spec.set_mounts(Some(mounts));
-    spec.set_process(Some(process));
     // runc sets the hostname only in a private UTS namespace; with hostNetwork the
     // container sees the node's hostname anyway.
-    spec.set_hostname(sb.utsns.as_ref().map(|_| sb.hostname_value.clone()));
+    let hostname = sb.utsns.as_ref().map(|_| sb.hostname_value.clone());
+    Ok(assemble(
+        root,
+        mounts,
+        process,
+        linux,
+        hostname,
+        input.shim_group,
+    ))
+}
+
+/// The namespaces of a process of the pod: `pid` says which PID namespace (`None`: the
+/// host's; `Some(None)`: a new one; `Some(Some(pin))`: that one); mount is private; IPC, UTS
+/// and network are the pod's pins (UTS and network the host's for `hostNetwork`).
+fn pod_namespaces(sb: &Sandbox, pid: Option<Option<&Path>>) -> Vec<LinuxNamespace> {
+    let mut namespaces = Vec::new();
+    if let Some(path) = pid {
+        namespaces.push(namespace(LinuxNamespaceType::Pid, path));
+    }
+    namespaces.push(namespace(LinuxNamespaceType::Ipc, Some(&sb.ipcns)));
+    if let Some(uts) = &sb.utsns {
+        namespaces.push(namespace(LinuxNamespaceType::Uts, Some(uts)));
+    }
+    namespaces.push(namespace(LinuxNamespaceType::Mount, None));
+    if let Some(net) = &sb.netns {
+        namespaces.push(namespace(LinuxNamespaceType::Network, Some(net)));
+    }
+    namespaces
+}
+
+/// The process fields podctl never sets (oci_spec's defaults would).
+fn unset_process_extras(process: &mut Process) {
+    process.set_apparmor_profile(None);
+    process.set_selinux_label(None);
+    process.set_io_priority(None);
+    process.set_scheduler(None);
+    process.set_exec_cpu_affinity(None);
+}
+
+/// The `linux` section of a spec: what differs between podctl's processes, the rest fixed.
+struct LinuxSection {
+    resources: LinuxResources,
+    cgroups_path: String,
+    namespaces: Vec<LinuxNamespace>,
+    devices: Option<Vec<LinuxDevice>>,
+    seccomp: Option<LinuxSeccomp>,
+    /// containerd's masked and read-only paths (not for privileged or `Unmasked`).
+    masked: bool,
+    sysctl: Option<HashMap<String, String>>,
+}
+
+impl LinuxSection {
+    fn build(self) -> oci_spec::runtime::Linux {
+        let paths = |list: &[&str]| {
+            if self.masked {
+                list.iter().map(|p| (*p).to_owned()).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let mut linux = oci_spec::runtime::Linux::default();
+        linux.set_masked_paths(Some(paths(&MASKED_PATHS)));
+        linux.set_readonly_paths(Some(paths(&READONLY_PATHS)));
+        linux.set_resources(Some(self.resources));
+        linux.set_cgroups_path(Some(PathBuf::from(self.cgroups_path)));
+        linux.set_namespaces(Some(self.namespaces));
+        linux.set_devices(self.devices);
+        linux.set_seccomp(self.seccomp);
+        linux.set_rootfs_propagation(None);
+        linux.set_mount_label(None);
+        linux.set_sysctl(self.sysctl);
+        linux.set_uid_mappings(None);
+        linux.set_gid_mappings(None);
+        linux
+    }
+}
+
+/// A spec of the pod's shim group from its parts.
+fn assemble(
+    root: Root,
+    mounts: Vec<Mount>,
+    process: Process,
+    linux: oci_spec::runtime::Linux,
+    hostname: Option<String>,
+    shim_group: &str,
+) -> Spec {
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.to_owned());
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(mounts));
+    spec.set_process(Some(process));
+    spec.set_hostname(hostname);
     spec.set_domainname(None);
     spec.set_hooks(None);
     spec.set_annotations(Some(HashMap::from([(
         SHIM_GROUP_ANNOTATION.to_owned(),
-        input.shim_group.to_owned(),
+        shim_group.to_owned(),
     )])));
     spec.set_linux(Some(linux));
     spec.set_solaris(None);
     spec.set_windows(None);
     spec.set_vm(None);
     spec.set_zos(None);
-    Ok(spec)
+    spec
 }
 
 /// What the pause process of a `shareProcessNamespace` pod runs as.
@@ -401,7 +460,6 @@ pub const PAUSE_ARG: &str = "__podctl_pause";
 /// in the pod's other namespaces, as nobody, without capabilities, under the default
 /// seccomp profile, on a read-only root holding only what podctl's binary needs.
 pub fn pause_spec(input: &PauseInput<'_>) -> Spec {
-    let sb = input.sandbox;
     let mut process = Process::default();
     process.set_terminal(Some(false));
     process.set_console_size(None);
@@ -422,12 +480,8 @@ pub fn pause_spec(input: &PauseInput<'_>) -> Spec {
     process.set_capabilities(Some(caps));
     process.set_rlimits(None);
     process.set_no_new_privileges(Some(true));
-    process.set_apparmor_profile(None);
+    unset_process_extras(&mut process);
     process.set_oom_score_adj(None);
-    process.set_selinux_label(None);
-    process.set_io_priority(None);
-    process.set_scheduler(None);
-    process.set_exec_cpu_affinity(None);
 
     let mut root = Root::default();
     root.set_path(input.rootfs.to_owned());
@@ -452,56 +506,22 @@ pub fn pause_spec(input: &PauseInput<'_>) -> Spec {
     }
     mounts.push(bind(Path::new("/pause"), input.exe, true));
 
-    let mut namespaces = vec![
-        namespace(LinuxNamespaceType::Pid, None),
-        namespace(LinuxNamespaceType::Ipc, Some(&sb.ipcns)),
-        namespace(LinuxNamespaceType::Mount, None),
-    ];
-    if let Some(uts) = &sb.utsns {
-        namespaces.push(namespace(LinuxNamespaceType::Uts, Some(uts)));
-    }
-    if let Some(net) = &sb.netns {
-        namespaces.push(namespace(LinuxNamespaceType::Network, Some(net)));
-    }
     let mut resources = LinuxResources::default();
     resources.set_devices(Some(device_rules()));
-    let mut linux = oci_spec::runtime::Linux::default();
-    linux.set_resources(Some(resources));
-    linux.set_cgroups_path(Some(PathBuf::from(cgroups::container_cgroups_path(
-        &cgroups::pod_cgroup_name(input.shim_group),
-        input.container_id,
-    ))));
-    linux.set_namespaces(Some(namespaces));
-    linux.set_devices(None);
-    linux.set_seccomp(Some(seccomp::runtime_default(&HashSet::new())));
-    linux.set_rootfs_propagation(None);
-    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect()));
-    linux.set_readonly_paths(Some(
-        READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect(),
-    ));
-    linux.set_mount_label(None);
-    linux.set_sysctl(None);
-    linux.set_uid_mappings(None);
-    linux.set_gid_mappings(None);
-
-    let mut spec = Spec::default();
-    spec.set_version(OCI_VERSION.to_owned());
-    spec.set_root(Some(root));
-    spec.set_mounts(Some(mounts));
-    spec.set_process(Some(process));
-    spec.set_hostname(None);
-    spec.set_domainname(None);
-    spec.set_hooks(None);
-    spec.set_annotations(Some(HashMap::from([(
-        SHIM_GROUP_ANNOTATION.to_owned(),
-        input.shim_group.to_owned(),
-    )])));
-    spec.set_linux(Some(linux));
-    spec.set_solaris(None);
-    spec.set_windows(None);
-    spec.set_vm(None);
-    spec.set_zos(None);
-    spec
+    let linux = LinuxSection {
+        resources,
+        cgroups_path: cgroups::container_cgroups_path(
+            &cgroups::pod_cgroup_name(input.shim_group),
+            input.container_id,
+        ),
+        namespaces: pod_namespaces(input.sandbox, Some(None)),
+        devices: None,
+        seccomp: Some(seccomp::runtime_default(&HashSet::new())),
+        masked: true,
+        sysctl: None,
+    }
+    .build();
+    assemble(root, mounts, process, linux, None, input.shim_group)
 }
 
 fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> LinuxNamespace {
@@ -1090,6 +1110,74 @@ mod tests {
             pod: p,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn the_pause_process_is_pid_1_of_a_new_namespace_with_nothing_else() {
+        let mut p = web_pod(false);
+        p.spec.as_mut().unwrap().share_process_namespace = Some(true);
+        let sb = sandbox(&p);
+        assert_eq!(
+            sb.pidns.as_deref(),
+            Some(Path::new("/run/podctl/default/pods/web/ns/pid"))
+        );
+        let spec = pause_spec(&PauseInput {
+            sandbox: &sb,
+            container_id: "web.pause.1",
+            shim_group: "default.web.1",
+            rootfs: Path::new("/run/podctl/default/pods/web/pause"),
+            binds: &[PathBuf::from("/usr")],
+            exe: Path::new("/usr/local/bin/podctl"),
+        });
+        let linux = spec.linux().as_ref().unwrap();
+        let pid = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Pid)
+            .unwrap();
+        assert_eq!(pid.path(), &None, "a new PID namespace");
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.args().as_ref().unwrap(), &["/pause", PAUSE_ARG]);
+        assert_eq!(process.user().uid(), 65535);
+        assert!(process
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .is_empty());
+        assert_eq!(process.no_new_privileges(), Some(true));
+        assert!(linux.seccomp().is_some());
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+        let pause = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/pause"))
+            .unwrap();
+        assert_eq!(
+            pause.source().as_deref(),
+            Some(Path::new("/usr/local/bin/podctl"))
+        );
+        // The containers of the pod join it.
+        let c = spec_for(&p, &default_image(), vec![]).unwrap();
+        let joined = c
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Pid)
+            .unwrap()
+            .path()
+            .clone();
+        assert_eq!(joined, sb.pidns);
     }
 
     fn spec_for(
