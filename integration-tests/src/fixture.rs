@@ -197,6 +197,20 @@ impl Fixture {
             .collect()
     }
 
+    /// A refused `podctl` run: exit `code`, `message` on stderr, and no state of `pod` (when
+    /// named): refusals happen before anything exists.
+    pub fn assert_refused(&self, out: &Output, code: i32, message: &str, pod: Option<&str>) {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.contains(message),
+            "expected {message:?} in:\n{stderr}"
+        );
+        if let Some(pod) = pod {
+            assert!(!self.pod_dir(pod).exists(), "pod {pod} left state behind");
+        }
+    }
+
     /// `podctl rm pod`, which must succeed.
     pub fn remove(&self, pod: &str) {
         assert_success(&self.podctl(&["rm", pod], None), "podctl rm");

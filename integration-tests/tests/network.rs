@@ -208,16 +208,15 @@ async fn host_ports_are_published_and_never_shared() {
 
     // A second pod asking for the same hostPort is refused before anything of it exists.
     let out = f.run(&web_pod("web2", "never", Some(port)));
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains(&format!(
+    f.assert_refused(
+        &out,
+        125,
+        &format!(
             "hostPort {port}/TCP of pod \"{ns}/web2\" is already taken by pod \"{ns}/web\"",
             ns = f.namespace
-        )),
-        "{err}"
+        ),
+        Some("web2"),
     );
-    assert!(!f.pod_dir("web2").exists());
 
     web.signal(nix::sys::signal::Signal::SIGTERM);
     web.wait(Duration::from_secs(30));
@@ -236,13 +235,12 @@ async fn host_ports_are_published_and_never_shared() {
         &["run", "--rm", "--network", "none", "-"],
         Some(&web_pod("lo", "x", Some(port))),
     );
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("cannot be published: the network is \"none\" (loopback only)"),
-        "{}",
-        text(&out.stderr)
+    f.assert_refused(
+        &out,
+        125,
+        "cannot be published: the network is \"none\" (loopback only)",
+        Some("lo"),
     );
-    assert!(!f.pod_dir("lo").exists());
     f.finish().await;
 }
 
@@ -263,14 +261,12 @@ async fn bad_network_set_ups_are_refused_with_nothing_created() {
         ],
         Some(&manifest),
     );
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr)
-            .contains("CNI plugin \"bridge\" not found in /nonexistent/cni, /also/missing"),
-        "{}",
-        text(&out.stderr)
+    f.assert_refused(
+        &out,
+        125,
+        "CNI plugin \"bridge\" not found in /nonexistent/cni, /also/missing",
+        Some("p"),
     );
-    assert!(!f.pod_dir("p").exists());
 
     // A network over a subnet the host routes elsewhere: the test network's own, once its
     // bridge exists, from a second config with another bridge.
@@ -291,38 +287,26 @@ async fn bad_network_set_ups_are_refused_with_nothing_created() {
         &["run", "--cni-conf-dir", other.to_str().unwrap(), "-"],
         Some(&manifest),
     );
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&format!(
+    f.assert_refused(
+        &out,
+        125,
+        &format!(
             "subnet {} overlaps the host's route to {} on {}",
             f.net.subnet(),
             f.net.subnet(),
             f.net.bridge
-        )),
-        "{}",
-        text(&out.stderr)
+        ),
+        Some("p"),
     );
-    assert!(!f.pod_dir("p").exists());
 
     // A network named but absent, and a hostPort out of range.
     let out = f.podctl(&["run", "--network", "nosuch", "-"], Some(&manifest));
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("no CNI network named \"nosuch\""),
-        "{}",
-        text(&out.stderr)
-    );
+    f.assert_refused(&out, 125, "no CNI network named \"nosuch\"", None);
     let out = f.run(&web_pod("p", "x", None).replace(
         "containerPort: 8080",
         "containerPort: 8080, hostPort: 70000",
     ));
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("spec.containers[0].ports[0].hostPort: Invalid value: 70000: must be between 1 and 65535, inclusive"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(!f.pod_dir("p").exists());
+    f.assert_refused(&out, 2, "spec.containers[0].ports[0].hostPort: Invalid value: 70000: must be between 1 and 65535, inclusive", Some("p"));
 
     // `--network none`: loopback only, no address.
     let out = f.podctl(
@@ -415,14 +399,11 @@ async fn host_network_pods_use_the_hosts_address_and_claim_their_ports() {
 
     // Its port is claimed: a pod on the network asking for it is refused.
     let out = f.run(&web_pod("thief", "x", Some(port)));
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&format!(
-            "is already taken by pod \"{}/hostnet\"",
-            f.namespace
-        )),
-        "{}",
-        text(&out.stderr)
+    f.assert_refused(
+        &out,
+        125,
+        &format!("is already taken by pod \"{}/hostnet\"", f.namespace),
+        None,
     );
     server.signal(nix::sys::signal::Signal::SIGTERM);
     server.wait(Duration::from_secs(30));

@@ -487,20 +487,7 @@ pub fn pause_spec(input: &PauseInput<'_>) -> Spec {
     root.set_path(input.rootfs.to_owned());
     root.set_readonly(Some(true));
 
-    let mut mounts = vec![
-        mount(
-            "/proc",
-            "proc",
-            Path::new("proc"),
-            &["nosuid", "noexec", "nodev"],
-        ),
-        mount(
-            "/dev",
-            "tmpfs",
-            Path::new("tmpfs"),
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
-    ];
+    let mut mounts = proc_and_dev().to_vec();
     for dir in input.binds {
         mounts.push(bind(dir, dir, true));
     }
@@ -910,6 +897,24 @@ fn device_rules() -> Vec<LinuxDeviceCgroup> {
     ]
 }
 
+/// `/proc` and the `/dev` tmpfs, as containerd mounts them in every container.
+fn proc_and_dev() -> [Mount; 2] {
+    [
+        mount(
+            "/proc",
+            "proc",
+            Path::new("proc"),
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev",
+            "tmpfs",
+            Path::new("tmpfs"),
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+    ]
+}
+
 fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Mount {
     let mut m = Mount::default();
     m.set_destination(PathBuf::from(destination));
@@ -972,19 +977,10 @@ fn mounts(input: &ContainerInput<'_>) -> Result<Vec<Mount>, OciError> {
             || (dest.starts_with("/dev") && user_dests.iter().any(|u| u == Path::new("/dev")))
     };
 
+    let [proc, dev] = proc_and_dev();
     let system = [
-        mount(
-            "/proc",
-            "proc",
-            Path::new("proc"),
-            &["nosuid", "noexec", "nodev"],
-        ),
-        mount(
-            "/dev",
-            "tmpfs",
-            Path::new("tmpfs"),
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
+        proc,
+        dev,
         mount(
             "/dev/pts",
             "devpts",

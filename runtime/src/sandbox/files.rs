@@ -103,43 +103,43 @@ pub(crate) fn read_host_file(path: &Path) -> Result<String, SandboxError> {
     }
 }
 
-/// Writes `content` to `path` with mode 0644 (containers may run as any user and must be
-/// able to read these files).
+/// Writes `content` to the new file `path` with mode 0644 (containers may run as any user
+/// and must be able to read these files).
 pub(crate) fn write_file(path: &Path, content: &str) -> Result<(), SandboxError> {
-    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |op, source| SandboxError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)
-        .map_err(|e| io("create", e))?;
-    file.write_all(content.as_bytes())
-        .map_err(|e| io("write", e))?;
+    write_with(
+        std::fs::OpenOptions::new().create_new(true).mode(0o644),
+        path,
+        content,
+    )?;
     // Explicit chmod: the umask must not make these unreadable.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(|e| io("chmod", e))
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(
+        |source| SandboxError::Io {
+            op: "chmod",
+            path: path.to_owned(),
+            source,
+        },
+    )
 }
 
 /// Replaces the content of an existing file in place: containers bind its inode, so a new
 /// file renamed over it would not reach them.
 pub(crate) fn overwrite_file(path: &Path, content: &str) -> Result<(), SandboxError> {
+    write_with(std::fs::OpenOptions::new().truncate(true), path, content)
+}
+
+fn write_with(
+    options: &mut std::fs::OpenOptions,
+    path: &Path,
+    content: &str,
+) -> Result<(), SandboxError> {
     use std::io::Write;
     let io = |op, source| SandboxError::Io {
         op,
         path: path.to_owned(),
         source,
     };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| io("open", e))?;
+    let mut file = options.write(true).open(path).map_err(|e| io("open", e))?;
     file.write_all(content.as_bytes())
         .map_err(|e| io("write", e))
 }
