@@ -6,7 +6,10 @@
 //! Users port manifests from real clusters, so any divergence here changes what their
 //! processes see; the tests pin the corner cases.
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use crate::downward::LiveFields;
+use crate::manifest::Objects;
 
 /// `PATH` containerd puts in every container whose image does not set one
 /// (`oci.WithDefaultPathEnv`).
@@ -20,6 +23,50 @@ pub enum ExpandError {
         "no command specified: the container has no command/args and the image no Entrypoint/Cmd"
     )]
     NoCommand,
+    /// A ConfigMap or Secret `envFrom` or `valueFrom` names is not there (validation checks
+    /// this before admission; an object can still go away in the daemon's manifests dir).
+    #[error("{kind} {name:?} not found")]
+    ObjectNotFound { kind: &'static str, name: String },
+    /// The kubelet's `CreateContainerConfigError` message.
+    #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
+    KeyNotFound {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    /// A `fieldRef` or `resourceFieldRef` that validation would refuse.
+    #[error("{0}")]
+    Downward(String),
+}
+
+/// What `valueFrom` and `envFrom` read: the pod itself, the ConfigMaps and Secrets given
+/// with it, and the fields only known on the host.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvSources<'a> {
+    pub pod: &'a Pod,
+    pub objects: &'a Objects,
+    pub live: &'a LiveFields,
+}
+
+impl EnvSources<'_> {
+    fn config_map_data(&self, name: &str) -> Option<Vec<(String, String)>> {
+        let cm = self.objects.config_maps.get(name)?;
+        Some(cm.data.clone().unwrap_or_default().into_iter().collect())
+    }
+
+    /// A Secret's values as text, as the kubelet converts them (`string(bytes)`: invalid
+    /// UTF-8 is kept byte for byte by Go; here it is replaced, as a Rust string must be).
+    fn secret_data(&self, name: &str) -> Option<Vec<(String, String)>> {
+        let s = self.objects.secrets.get(name)?;
+        Some(
+            s.data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+                .collect(),
+        )
+    }
 }
 
 /// Expands `$(NAME)` references the way the kubelet does.
@@ -80,31 +127,182 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// The variables the kubelet computes for a container: its `env` in declaration order, each
-/// value expanded against the variables declared *before* it.
+/// The variables the kubelet computes for a container (`makeEnvironmentVariables`): first
+/// each `envFrom` source in order (keys with their `prefix`; keys that are no valid variable
+/// names skipped, see [`env_from_skipped`]), then `env` in declaration order, a later
+/// declaration of a name replacing the earlier value in place. A `value` is expanded against
+/// the variables set before it; a `valueFrom` is read as is: a ConfigMap or Secret key, a
+/// pod field (`fieldRef`) or a resource (`resourceFieldRef`). An `optional` source or key
+/// that is missing leaves the variable unset.
 ///
 /// Image variables and `HOSTNAME` are not part of it: the kubelet does not know the image
 /// environment (containerd adds it later), so `$(PATH)` only expands if the container itself
-/// declares `PATH` earlier. A later declaration of the same name replaces the earlier value
-/// in place. `valueFrom`/`envFrom` are not resolved here (validation refuses them); an entry
-/// with only `valueFrom` gets the empty value, as the kubelet gives an entry with neither.
-pub fn kubelet_env(container: &Container) -> Vec<(String, String)> {
+/// declares `PATH` earlier.
+pub fn kubelet_env(
+    container: &Container,
+    sources: &EnvSources<'_>,
+) -> Result<Vec<(String, String)>, ExpandError> {
+    let namespace = crate::downward::namespace(sources.pod);
     let mut env: Vec<(String, String)> = Vec::new();
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        let (kind, name, optional, data) = if let Some(r) = &from.config_map_ref {
+            let data = sources.config_map_data(&r.name);
+            ("configmaps", &r.name, r.optional, data)
+        } else if let Some(r) = &from.secret_ref {
+            let data = sources.secret_data(&r.name);
+            ("secrets", &r.name, r.optional, data)
+        } else {
+            continue;
+        };
+        let Some(data) = data else {
+            if optional.unwrap_or(false) {
+                continue;
+            }
+            return Err(ExpandError::ObjectNotFound {
+                kind,
+                name: name.clone(),
+            });
+        };
+        for (key, value) in data {
+            let key = format!("{prefix}{key}");
+            if is_env_var_name(&key) {
+                set_var(&mut env, &key, value);
+            }
+        }
+    }
     for var in container.env.iter().flatten() {
         let raw = var.value.as_deref().unwrap_or("");
-        let value = if raw.is_empty() {
-            String::new()
-        } else {
+        let value = if !raw.is_empty() {
             expand(raw, |name| lookup(&env, name))
+        } else if let Some(from) = &var.value_from {
+            match value_from(container, from, sources, namespace)? {
+                Some(v) => v,
+                None => continue,
+            }
+        } else {
+            String::new()
         };
         set_var(&mut env, &var.name, value);
     }
-    env
+    Ok(env)
+}
+
+/// One `valueFrom`; `None`: an optional source or key that is missing.
+fn value_from(
+    container: &Container,
+    from: &k8s_openapi::api::core::v1::EnvVarSource,
+    sources: &EnvSources<'_>,
+    namespace: &str,
+) -> Result<Option<String>, ExpandError> {
+    if let Some(f) = &from.field_ref {
+        return crate::downward::field_value(sources.pod, &f.field_path, sources.live)
+            .map(Some)
+            .ok_or_else(|| {
+                ExpandError::Downward(format!("unsupported fieldPath: {}", f.field_path))
+            });
+    }
+    if let Some(r) = &from.resource_field_ref {
+        let target = match r.container_name.as_deref().filter(|n| !n.is_empty()) {
+            None => container,
+            Some(name) => sources
+                .pod
+                .spec
+                .iter()
+                .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+                .find(|c| c.name == name)
+                .ok_or_else(|| ExpandError::Downward(format!("container {name:?} not found")))?,
+        };
+        return crate::downward::resource_value(target, r)
+            .map(Some)
+            .map_err(|e| ExpandError::Downward(e.to_string()));
+    }
+    let (kind, plural, name, key, optional, data) = if let Some(k) = &from.config_map_key_ref {
+        let data = sources.config_map_data(&k.name);
+        ("ConfigMap", "configmaps", &k.name, &k.key, k.optional, data)
+    } else if let Some(k) = &from.secret_key_ref {
+        let data = sources.secret_data(&k.name);
+        ("Secret", "secrets", &k.name, &k.key, k.optional, data)
+    } else {
+        return Ok(None);
+    };
+    let optional = optional.unwrap_or(false);
+    let Some(data) = data else {
+        if optional {
+            return Ok(None);
+        }
+        return Err(ExpandError::ObjectNotFound {
+            kind: plural,
+            name: name.clone(),
+        });
+    };
+    match data.into_iter().find(|(k, _)| k == key) {
+        Some((_, value)) => Ok(Some(value)),
+        None if optional => Ok(None),
+        None => Err(ExpandError::KeyNotFound {
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.clone(),
+            key: key.clone(),
+        }),
+    }
+}
+
+/// The `envFrom` keys skipped as invalid variable names, per source, in the kubelet's
+/// `InvalidEnvironmentVariableNames` event wording.
+pub fn env_from_skipped(container: &Container, sources: &EnvSources<'_>) -> Vec<String> {
+    let namespace = crate::downward::namespace(sources.pod);
+    let mut out = Vec::new();
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        let (what, name, data) = if let Some(r) = &from.config_map_ref {
+            ("configMap", &r.name, sources.config_map_data(&r.name))
+        } else if let Some(r) = &from.secret_ref {
+            ("secret", &r.name, sources.secret_data(&r.name))
+        } else {
+            continue;
+        };
+        let mut invalid: Vec<String> = data
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| format!("{prefix}{k}"))
+            .filter(|k| !is_env_var_name(k))
+            .collect();
+        if !invalid.is_empty() {
+            invalid.sort();
+            out.push(format!(
+                "Keys [{}] from the EnvFrom {what} {namespace}/{name} were skipped since they are considered invalid environment variable names.",
+                invalid.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// `[-._a-zA-Z][-._a-zA-Z0-9]*`, the names validation accepts for `env`.
+fn is_env_var_name(s: &str) -> bool {
+    let mut chars = s.bytes();
+    let word = |c: u8| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_');
+    match chars.next() {
+        Some(first) if word(first) => chars.all(|c| word(c) || c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// Whether a container reads the pod's own addresses (`status.podIP(s)`), which are only
+/// known once the pod network is attached.
+pub fn reads_pod_ip(container: &Container) -> bool {
+    container.env.iter().flatten().any(|e| {
+        e.value_from
+            .as_ref()
+            .and_then(|f| f.field_ref.as_ref())
+            .is_some_and(|f| f.field_path.starts_with("status.podIP"))
+    })
 }
 
 /// The final environment of a container's process, in order: the image's `Env` (with a
 /// default `PATH` when the image has none), `HOSTNAME`, then the container's own variables
-/// (see [`kubelet_env`]).
+/// (`kubelet_env`, see [`kubelet_env`]).
 ///
 /// This is containerd CRI's merge: `PATH` default, `HOSTNAME=<sandbox hostname>`, image env,
 /// container env, each applied with replace-in-place semantics. Consequence kept on purpose:
@@ -112,7 +310,7 @@ pub fn kubelet_env(container: &Container) -> Vec<(String, String)> {
 /// a container `env` entry wins over both.
 pub fn container_env(
     image_env: &[String],
-    container: &Container,
+    kubelet_env: &[(String, String)],
     pod_hostname: &str,
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![("PATH".to_owned(), DEFAULT_PATH.to_owned())];
@@ -122,8 +320,8 @@ pub fn container_env(
         let (name, value) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
         set_var(&mut env, name, value.to_owned());
     }
-    for (name, value) in kubelet_env(container) {
-        set_var(&mut env, &name, value);
+    for (name, value) in kubelet_env {
+        set_var(&mut env, name, value.clone());
     }
     env
 }
@@ -254,6 +452,21 @@ mod tests {
         }
     }
 
+    fn env_of(c: &Container) -> Vec<(String, String)> {
+        let pod = Pod::default();
+        let objects = Objects::default();
+        let live = LiveFields::default();
+        kubelet_env(
+            c,
+            &EnvSources {
+                pod: &pod,
+                objects: &objects,
+                live: &live,
+            },
+        )
+        .unwrap()
+    }
+
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
     }
@@ -272,7 +485,7 @@ mod tests {
             &[],
         );
         assert_eq!(
-            kubelet_env(&c),
+            env_of(&c),
             pairs(&[
                 ("A", "a2 a"),
                 ("B", "a-$(C)-$(IMG)-$(HOSTNAME)"),
@@ -280,7 +493,11 @@ mod tests {
                 ("D", "$(A)")
             ])
         );
-        let env = container_env(&["IMG=x".into(), "PATH=/img/bin".into()], &c, "web");
+        let env = container_env(
+            &["IMG=x".into(), "PATH=/img/bin".into()],
+            &env_of(&c),
+            "web",
+        );
         assert_eq!(
             env,
             pairs(&[
@@ -299,16 +516,16 @@ mod tests {
     fn env_defaults_and_overrides() {
         let c = container(&[("PATH", "/mine"), ("HOSTNAME", "h2")], &[], &[]);
         assert_eq!(
-            container_env(&[], &container(&[], &[], &[]), "web"),
+            container_env(&[], &[], "web"),
             pairs(&[("PATH", DEFAULT_PATH), ("HOSTNAME", "web")])
         );
         assert_eq!(
-            container_env(&["NOEQ".into(), "HOSTNAME=img".into()], &c, "web"),
+            container_env(&["NOEQ".into(), "HOSTNAME=img".into()], &env_of(&c), "web"),
             pairs(&[("PATH", "/mine"), ("HOSTNAME", "h2"), ("NOEQ", "")])
         );
         // Image HOSTNAME beats the pod hostname, as under containerd.
         assert_eq!(
-            container_env(&["HOSTNAME=img".into()], &container(&[], &[], &[]), "web"),
+            container_env(&["HOSTNAME=img".into()], &[], "web"),
             pairs(&[("PATH", DEFAULT_PATH), ("HOSTNAME", "img")])
         );
     }
@@ -373,7 +590,7 @@ mod tests {
             &["echo", "$(B)"],
             &["$(A)$(B)"],
         );
-        let env = kubelet_env(&c);
+        let env = env_of(&c);
         let argv = command_line(
             &[],
             &[],
@@ -382,5 +599,190 @@ mod tests {
             &env,
         );
         assert_eq!(argv, Ok(vec!["echo".into(), "xy".into(), "xxy".into()]));
+    }
+
+    /// The kubelet's order: envFrom sources in order (later wins, prefixes applied, bad
+    /// names skipped), then env, whose `value` sees envFrom variables and whose `valueFrom`
+    /// is never expanded; optional misses leave variables unset.
+    #[test]
+    fn env_from_and_value_from_precedence() {
+        use k8s_openapi::api::core::v1::{
+            ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar,
+            EnvVarSource, ObjectFieldSelector, Secret, SecretEnvSource, SecretKeySelector,
+        };
+        use k8s_openapi::ByteString;
+        use std::collections::BTreeMap;
+        let mut objects = Objects::default();
+        let cm = |pairs: &[(&str, &str)]| ConfigMap {
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        objects.config_maps.insert(
+            "cfg".into(),
+            cm(&[
+                ("MODE", "cm"),
+                ("SHARED", "cm"),
+                ("1BAD", "x"),
+                ("REF", "$(MODE)"),
+            ]),
+        );
+        objects.secrets.insert(
+            "creds".into(),
+            Secret {
+                data: Some(BTreeMap::from([
+                    ("SHARED".to_owned(), ByteString(b"secret".to_vec())),
+                    ("password".to_owned(), ByteString(b"hunter2".to_vec())),
+                ])),
+                ..Default::default()
+            },
+        );
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("web".into());
+        let live = LiveFields {
+            pod_ips: vec!["10.85.0.9".parse().unwrap()],
+            ..Default::default()
+        };
+        let var = |name: &str, value: Option<&str>, from: Option<EnvVarSource>| EnvVar {
+            name: name.into(),
+            value: value.map(Into::into),
+            value_from: from,
+        };
+        let c = Container {
+            name: "app".into(),
+            env_from: Some(vec![
+                EnvFromSource {
+                    config_map_ref: Some(ConfigMapEnvSource {
+                        name: "cfg".into(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                },
+                EnvFromSource {
+                    secret_ref: Some(SecretEnvSource {
+                        name: "creds".into(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                },
+                EnvFromSource {
+                    prefix: Some("P_".into()),
+                    config_map_ref: Some(ConfigMapEnvSource {
+                        name: "cfg".into(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                },
+                EnvFromSource {
+                    config_map_ref: Some(ConfigMapEnvSource {
+                        name: "absent".into(),
+                        optional: Some(true),
+                    }),
+                    ..Default::default()
+                },
+            ]),
+            env: Some(vec![
+                var("MODE", Some("env $(SHARED)"), None),
+                var(
+                    "PASS",
+                    None,
+                    Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: "creds".into(),
+                            key: "password".into(),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+                var(
+                    "RAW",
+                    None,
+                    Some(EnvVarSource {
+                        config_map_key_ref: Some(ConfigMapKeySelector {
+                            name: "cfg".into(),
+                            key: "REF".into(),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+                var(
+                    "GONE",
+                    None,
+                    Some(EnvVarSource {
+                        config_map_key_ref: Some(ConfigMapKeySelector {
+                            name: "cfg".into(),
+                            key: "nope".into(),
+                            optional: Some(true),
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+                var(
+                    "IP",
+                    None,
+                    Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            api_version: None,
+                            field_path: "status.podIP".into(),
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+                var("NAME_TOO", Some("$(IP)/$(P_MODE)"), None),
+            ]),
+            ..Default::default()
+        };
+        let sources = EnvSources {
+            pod: &pod,
+            objects: &objects,
+            live: &live,
+        };
+        assert_eq!(
+            kubelet_env(&c, &sources).unwrap(),
+            pairs(&[
+                ("MODE", "env secret"),
+                ("REF", "$(MODE)"),
+                ("SHARED", "secret"),
+                ("password", "hunter2"),
+                ("P_1BAD", "x"),
+                ("P_MODE", "cm"),
+                ("P_REF", "$(MODE)"),
+                ("P_SHARED", "cm"),
+                ("PASS", "hunter2"),
+                ("RAW", "$(MODE)"),
+                ("IP", "10.85.0.9"),
+                ("NAME_TOO", "10.85.0.9/cm"),
+            ])
+        );
+        assert_eq!(
+            env_from_skipped(&c, &sources),
+            vec!["Keys [1BAD] from the EnvFrom configMap default/cfg were skipped since they are considered invalid environment variable names.".to_owned()]
+        );
+        assert!(reads_pod_ip(&c));
+
+        // A missing key that is not optional: the kubelet's CreateContainerConfigError.
+        let mut bad = c.clone();
+        bad.env = Some(vec![var(
+            "X",
+            None,
+            Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: "cfg".into(),
+                    key: "nope".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+        )]);
+        assert_eq!(
+            kubelet_env(&bad, &sources).unwrap_err().to_string(),
+            "couldn't find key nope in ConfigMap default/cfg"
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod cgroups;
 pub mod containerd;
 pub mod daemon;
+pub mod downward;
 pub mod exec;
 pub mod expand;
 pub mod image;

@@ -118,6 +118,10 @@ pub struct ContainerInput<'a> {
     pub host: &'a cgroups::Host,
     /// The container's volume mounts, in `volumeMounts` order, already resolved.
     pub mounts: Vec<VolumeMountSource>,
+    /// The ConfigMaps and Secrets `valueFrom`/`envFrom` read.
+    pub objects: &'a crate::manifest::Objects,
+    /// The pod fields known on the host (node name, addresses) `fieldRef` reads.
+    pub live: &'a crate::downward::LiveFields,
 }
 
 /// Why a container's spec cannot be built.
@@ -133,6 +137,14 @@ pub enum OciError {
     /// CreateContainerConfigError (the waiting reason it gives the container), in its words.
     #[error("CreateContainerConfigError: {0}")]
     RunAsNonRoot(String),
+    /// An `env` or `envFrom` source that cannot be read: the kubelet's
+    /// `CreateContainerConfigError`.
+    #[error("container {container:?}: CreateContainerConfigError: {source}")]
+    Env {
+        container: String,
+        #[source]
+        source: Box<expand::ExpandError>,
+    },
     #[error("container {container:?}: {source}")]
     Command {
         container: String,
@@ -190,13 +202,21 @@ pub fn container_spec(input: &ContainerInput<'_>) -> Result<Spec, OciError> {
     let strings = |v: Option<&Vec<String>>| v.cloned().unwrap_or_default();
 
     // Process.
-    let kubelet_env = expand::kubelet_env(c);
+    let sources = expand::EnvSources {
+        pod: input.pod,
+        objects: input.objects,
+        live: input.live,
+    };
+    let kubelet_env = expand::kubelet_env(c, &sources).map_err(|source| OciError::Env {
+        container: name(),
+        source: Box::new(source),
+    })?;
     let env = expand::container_env(
         image
             .and_then(|i| i.env().as_ref())
             .map(Vec::as_slice)
             .unwrap_or_default(),
-        c,
+        &kubelet_env,
         &input.sandbox.hostname_value,
     );
     let args = expand::command_line(
@@ -1104,6 +1124,8 @@ mod tests {
         Sandbox::planned(SandboxConfig {
             dir: Path::new("/run/podctl/default/pods/web"),
             pod: p,
+            objects: &crate::manifest::Objects::default(),
+            live: &crate::downward::LiveFields::default(),
         })
         .unwrap()
     }
@@ -1191,6 +1213,8 @@ mod tests {
             shim_group: "pod-web",
             host: &TEST_HOST,
             mounts,
+            objects: &Default::default(),
+            live: &Default::default(),
         })
     }
 
@@ -1862,6 +1886,8 @@ mod tests {
         let sb = Sandbox::create(SandboxConfig {
             dir: &pod_dir,
             pod: &p,
+            objects: &crate::manifest::Objects::default(),
+            live: &crate::downward::LiveFields::default(),
         })
         .unwrap();
         let shim_group = format!("{id}.group");
@@ -1902,6 +1928,8 @@ mod tests {
             shim_group: &shim_group,
             host: cgroups::host(),
             mounts,
+            objects: &Default::default(),
+            live: &Default::default(),
         })
         .unwrap();
         // The pod cgroup first, with the pod's values, as the lifecycle makes it.
@@ -2060,6 +2088,8 @@ mod tests {
                 ..TEST_HOST
             },
             mounts: Vec::new(),
+            objects: &Default::default(),
+            live: &Default::default(),
         })
         .unwrap();
         assert_eq!(

@@ -1261,6 +1261,8 @@ mod tests {
         let sandbox = crate::sandbox::Sandbox::create(crate::sandbox::SandboxConfig {
             dir: &dir,
             pod: &pod,
+            objects: &crate::manifest::Objects::default(),
+            live: &crate::downward::LiveFields::default(),
         })
         .unwrap();
         struct Destroy(PathBuf);

@@ -28,10 +28,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Pod;
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{self, ManifestError};
+use crate::manifest::{self, ManifestError, RunnablePod};
 
 /// One thing the daemon has to act on after a poll.
 #[derive(Debug)]
@@ -39,13 +38,13 @@ pub enum Change {
     /// A pod name that no file defined before: start it.
     Start {
         file: PathBuf,
-        pod: Box<Pod>,
+        pod: Box<RunnablePod>,
         hash: String,
     },
     /// The content defining a running pod changed: the old pod goes, this one starts.
     Replace {
         file: PathBuf,
-        pod: Box<Pod>,
+        pod: Box<RunnablePod>,
         hash: String,
     },
     /// No file defines this pod any more: stop and remove it.
@@ -102,7 +101,7 @@ enum Read {
     Gone,
     Valid {
         name: String,
-        pod: Box<Pod>,
+        pod: Box<RunnablePod>,
         hash: String,
     },
     Invalid(Report),
@@ -161,7 +160,7 @@ impl Watcher {
     fn update(&mut self, files: Vec<PathBuf>, changes: &mut Vec<Change>) {
         struct Defined {
             file: PathBuf,
-            pod: Box<Pod>,
+            pod: Box<RunnablePod>,
             hash: String,
         }
         let mut defined: BTreeMap<String, Defined> = BTreeMap::new();
@@ -285,7 +284,7 @@ fn read(file: &Path) -> Read {
     match load(file, bytes) {
         Ok(pod) => Read::Valid {
             // Validation refuses a pod without a name.
-            name: pod.metadata.name.clone().unwrap_or_default(),
+            name: pod.pod.metadata.name.clone().unwrap_or_default(),
             pod: Box::new(pod),
             hash,
         },
@@ -298,7 +297,7 @@ fn read(file: &Path) -> Read {
 
 /// `manifest::load_valid` on bytes already read, so the pod and its hash are of the same
 /// content even if the file changes meanwhile.
-fn load(file: &Path, bytes: Vec<u8>) -> Result<Pod, ManifestError> {
+fn load(file: &Path, bytes: Vec<u8>) -> Result<RunnablePod, ManifestError> {
     let text = String::from_utf8(bytes).map_err(|e| ManifestError::Read {
         path: file.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
@@ -333,7 +332,7 @@ mod tests {
     /// `invalid a.yaml`.
     fn summary(changes: &[Change]) -> Vec<String> {
         let base = |f: &Path| f.file_name().unwrap().to_string_lossy().into_owned();
-        let name = |p: &Pod| p.metadata.name.clone().unwrap();
+        let name = |p: &RunnablePod| p.pod.metadata.name.clone().unwrap();
         changes
             .iter()
             .map(|c| match c {

@@ -15,10 +15,11 @@ pub mod stop;
 pub mod supervision;
 pub mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use podctl_runtime::containerd::Client;
+use podctl_runtime::manifest;
 
 use crate::{Cli, Command, Exit, Global};
 
@@ -136,27 +137,40 @@ pub fn invalid(error: impl Into<anyhow::Error>) -> anyhow::Error {
     .into()
 }
 
-/// Reads the manifest and checks it, mapping refusal to [`EXIT_INVALID`]. The errors name
-/// the file themselves.
-pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<podctl_runtime::manifest::Pod> {
-    podctl_runtime::manifest::load_valid(path).map_err(invalid)
+/// The manifest of a pod and the files of ConfigMaps and Secrets it uses, as `run` and
+/// `validate` take them.
+#[derive(Debug, clap::Args)]
+pub struct ManifestArgs {
+    /// Manifest file (YAML or JSON; `-` reads stdin): one Pod, and as further documents
+    /// (`---`) the ConfigMaps and Secrets it uses; cluster objects such as a Service are
+    /// skipped with a warning
+    pub file: PathBuf,
+    /// A file of ConfigMaps the pod may use (may repeat)
+    #[arg(long = "configmap", value_name = "FILE")]
+    pub config_maps: Vec<PathBuf>,
+    /// A file of Secrets the pod may use (may repeat); their values never appear in
+    /// podctl's output, events or state files
+    #[arg(long = "secret", value_name = "FILE")]
+    pub secrets: Vec<PathBuf>,
+    /// Refuse cluster objects (Service, Ingress ...) in the files instead of skipping them
+    #[arg(long)]
+    pub strict: bool,
 }
 
-/// A manifest read once from its file (or stdin) and checked as [`load_manifest`] checks it,
-/// for a command that passes its text on.
-pub struct Manifest {
-    pub text: String,
-    /// What names it in errors: the path as given, or `<stdin>`.
-    pub source: String,
-}
-
-/// Reads the manifest at `path` (`-`: stdin) and checks it, mapping refusal to
-/// [`EXIT_INVALID`].
-pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
-    use podctl_runtime::manifest;
-    let (text, source) = manifest::read(path).map_err(invalid)?;
-    manifest::parse_valid(&text, &source).map_err(invalid)?;
-    Ok(Manifest { text, source })
+impl ManifestArgs {
+    /// Reads every file and checks the pod and its objects, mapping refusal to
+    /// [`EXIT_INVALID`]; warnings about skipped objects go to stderr. The errors name the
+    /// file and document themselves.
+    pub fn load(&self) -> anyhow::Result<(manifest::Inputs, manifest::RunnablePod)> {
+        let inputs =
+            manifest::Inputs::read(&self.file, &self.config_maps, &self.secrets, self.strict)
+                .map_err(invalid)?;
+        let (pod, warnings) = inputs.runnable().map_err(invalid)?;
+        for w in warnings {
+            eprintln!("podctl: warning: {w}");
+        }
+        Ok((inputs, pod))
+    }
 }
 
 /// A duration such as `300ms`, `10s`, `5m` or `1h` (a bare number is seconds).

@@ -1,5 +1,4 @@
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use podctl_proto::{v1, Code};
@@ -24,8 +23,8 @@ const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_milli
 /// Arguments of `podctl run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Pod manifest (YAML or JSON); `-` reads stdin
-    file: PathBuf,
+    #[command(flatten)]
+    manifest: super::ManifestArgs,
     /// Hand the pod to the podctl daemon (on --socket) instead of running it here: checks
     /// the manifest, prints the pod's name once the daemon admitted it (images present,
     /// sandbox made) and exits 0; the daemon runs it with its own back-off and log options
@@ -73,11 +72,11 @@ pub fn check_detach(matches: &clap::ArgMatches) -> Result<(), String> {
 
 pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     if args.detach {
-        return detach(g, &args.file).await;
+        return detach(g, &args.manifest).await;
     }
     let mut opts = args.supervision.run_options(g.root.clone(), args.rm)?;
     opts.pull_progress = super::pulling::progress(false);
-    let pod = super::load_manifest(&args.file)?;
+    let (_, pod) = args.manifest.load()?;
     let client = super::connect(g).await.map_err(run_failed)?;
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
     let pulls = opts.pull_cancel.clone();
@@ -127,14 +126,27 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
 
 /// `run -d`: checks the manifest here as `run` does (nothing is sent when it is invalid),
 /// then hands its text to the daemon, which admits the pod and supervises it.
-async fn detach(g: &Global, file: &Path) -> anyhow::Result<u8> {
-    let manifest = super::read_manifest(file)?;
+async fn detach(g: &Global, manifest: &super::ManifestArgs) -> anyhow::Result<u8> {
+    let (inputs, _) = manifest.load()?;
     let mut client = podctl_proto::connect(&g.socket)
         .await
         .map_err(|e| run_failed(e.into()))?;
+    let files = |files: Vec<(String, String)>| {
+        files
+            .into_iter()
+            .map(|(text, source)| v1::ManifestFile {
+                text: text.into_bytes(),
+                source,
+            })
+            .collect()
+    };
+    let (text, source) = inputs.manifest;
     let request = v1::RunRequest {
-        manifest: manifest.text.into_bytes(),
-        source: manifest.source,
+        manifest: text.into_bytes(),
+        source,
+        config_maps: files(inputs.config_maps),
+        secrets: files(inputs.secrets),
+        strict: inputs.strict,
     };
     let admitted = client.run(request).await.map_err(|status| {
         let refused = status.code() == Code::InvalidArgument;
@@ -275,10 +287,10 @@ mod tests {
     fn detach_takes_a_file_or_stdin() {
         let a = parse(&["podctl", "run", "-d", "pod.yaml"]).unwrap();
         assert!(a.detach);
-        assert_eq!(a.file.to_str(), Some("pod.yaml"));
+        assert_eq!(a.manifest.file.to_str(), Some("pod.yaml"));
         let a = parse(&["podctl", "run", "--detach", "-"]).unwrap();
         assert!(a.detach);
-        assert_eq!(a.file.to_str(), Some("-"));
+        assert_eq!(a.manifest.file.to_str(), Some("-"));
         let a = parse(&[
             "podctl", "run", "--rm", "--events", "-o", "json", "pod.yaml",
         ])

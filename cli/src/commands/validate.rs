@@ -1,15 +1,32 @@
-use std::path::PathBuf;
+use super::ManifestArgs;
 
 /// Arguments of `podctl validate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Pod manifest (YAML or JSON); `-` reads stdin
-    file: PathBuf,
+    #[command(flatten)]
+    manifest: ManifestArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let pod = super::load_manifest(&args.file)?;
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    println!("pod/{name} is valid");
+    let (_, runnable) = args.manifest.load()?;
+    let name = runnable.pod.metadata.name.as_deref().unwrap_or_default();
+    let mut uses: Vec<String> = runnable
+        .objects
+        .config_maps
+        .keys()
+        .map(|n| format!("configmap/{n}"))
+        .collect();
+    uses.extend(
+        runnable
+            .objects
+            .secrets
+            .keys()
+            .map(|n| format!("secret/{n}")),
+    );
+    if uses.is_empty() {
+        println!("pod/{name} is valid");
+    } else {
+        println!("pod/{name} is valid (uses {})", uses.join(", "));
+    }
     Ok(0)
 }

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
 use super::supervise::{source_of, Daemon, Source};
 use crate::lifecycle::LifecycleError;
+use crate::manifest::RunnablePod;
 use crate::pods;
 use crate::staticpods::{Change, Watcher};
 
@@ -78,7 +78,7 @@ pub(crate) async fn watch(daemon: Arc<Daemon>, dir: PathBuf) {
 fn pod_name(change: &Change) -> Option<String> {
     match change {
         Change::Start { pod, .. } | Change::Replace { pod, .. } => {
-            Some(pod.metadata.name.clone().unwrap_or_default())
+            Some(pod.pod.metadata.name.clone().unwrap_or_default())
         }
         Change::Remove { name } => Some(name.clone()),
         Change::Invalid { .. } => None,
@@ -97,7 +97,7 @@ async fn apply(daemon: Arc<Daemon>, change: Change) -> Option<Change> {
         Change::Start { file, pod, hash } => start(&daemon, file, pod, hash).await,
         // `start` removes the pod of the earlier content first.
         Change::Replace { file, pod, hash } => {
-            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            let name = pod.pod.metadata.name.as_deref().unwrap_or_default();
             tracing::info!(pod = %name, file = %file.display(), "manifest changed: replacing the pod");
             start(&daemon, file, pod, hash).await
         }
@@ -112,8 +112,8 @@ async fn apply(daemon: Arc<Daemon>, change: Change) -> Option<Change> {
 
 /// Starts a static pod, removing the pod of an earlier content of its file first; returns
 /// whether it started.
-async fn start(daemon: &Arc<Daemon>, file: &Path, pod: &Pod, hash: &str) -> bool {
-    let name = pod.metadata.name.clone().unwrap_or_default();
+async fn start(daemon: &Arc<Daemon>, file: &Path, pod: &RunnablePod, hash: &str) -> bool {
+    let name = pod.pod.metadata.name.clone().unwrap_or_default();
     if let Ok(record) = pods::get(daemon.root(), daemon.namespace(), &name) {
         // A pod of that name that did not come from this dir is not the dir's to replace.
         if !matches!(

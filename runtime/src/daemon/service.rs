@@ -60,9 +60,24 @@ impl v1::pods_server::Pods for Service {
         } else {
             &req.source
         };
-        let text = std::str::from_utf8(&req.manifest)
-            .map_err(|_| Status::invalid_argument(format!("{source}: not UTF-8 text")))?;
-        let pod = crate::manifest::parse_valid(text, source)
+        let text = |bytes: Vec<u8>, source: &str| {
+            String::from_utf8(bytes)
+                .map_err(|_| Status::invalid_argument(format!("{source}: not UTF-8 text")))
+        };
+        let files = |files: Vec<v1::ManifestFile>| -> Result<Vec<(String, String)>, Status> {
+            files
+                .into_iter()
+                .map(|f| Ok((text(f.text, &f.source)?, f.source)))
+                .collect()
+        };
+        let inputs = crate::manifest::Inputs {
+            manifest: (text(req.manifest, source)?, source.to_owned()),
+            config_maps: files(req.config_maps)?,
+            secrets: files(req.secrets)?,
+            strict: req.strict,
+        };
+        let (pod, _) = inputs
+            .runnable()
             .map_err(|e| Status::invalid_argument(crate::describe(&e)))?;
         let name = self.daemon.run(pod, Source::Api).await.map_err(status)?;
         Ok(Response::new(v1::RunResponse { name }))

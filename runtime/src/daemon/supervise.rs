@@ -29,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::containerd::Client;
 use crate::lifecycle::{self, Event, LifecycleError, Observer, RunOptions, StopRequest};
+use crate::manifest::{Objects, RunnablePod};
 use crate::pods::{self, Supervisor};
 use crate::status::{ContainerState, PodStatus, RestartPolicy};
 
@@ -63,6 +64,10 @@ pub enum SuperviseError {
     Pods(#[from] pods::PodsError),
     #[error("pod {pod:?} is being started by the daemon right now: try again shortly")]
     Admitting { pod: String },
+    /// A pod started again after a reboot whose ConfigMaps and Secrets were only kept in
+    /// memory (with the sandbox), so they are gone.
+    #[error("pod {pod:?} cannot start again after the reboot: the ConfigMaps and Secrets it was given were kept in memory only; run it again with them")]
+    ObjectsLost { pod: String },
     /// The task admitting the pod panicked; what it had made was left to its own cleanup.
     #[error("admitting pod {pod:?} failed unexpectedly")]
     AdmitTask {
@@ -167,11 +172,11 @@ impl Daemon {
     /// caller stops waiting for it.
     pub async fn run(
         self: &Arc<Self>,
-        mut pod: Pod,
+        mut pod: RunnablePod,
         source: Source,
     ) -> Result<String, SuperviseError> {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        annotate(&mut pod, &source);
+        let name = pod.pod.metadata.name.clone().unwrap_or_default();
+        annotate(&mut pod.pod, &source);
         let reservation = self.reserve(&name)?;
         let me = self.clone();
         let admission = tokio::spawn(async move {
@@ -313,7 +318,16 @@ impl Daemon {
         match (record.pod, source) {
             // A static pod comes back through the manifests dir, with its file as it is now.
             (_, Some(Source::File { .. })) | (None, _) => Ok(()),
-            (Some(pod), _) => self.run(pod, Source::Api).await.map(|_| ()),
+            (Some(pod), _) => {
+                let pod = RunnablePod {
+                    pod,
+                    objects: Objects::default(),
+                };
+                if !pod.objects.missing(&pod.pod).is_empty() {
+                    return Err(SuperviseError::ObjectsLost { pod: record.name });
+                }
+                self.run(pod, Source::Api).await.map(|_| ())
+            }
         }
     }
 

@@ -104,12 +104,19 @@ impl Coordinator {
         tokio::task::spawn_blocking(move || sandbox.write_hosts(&pod, &addresses))
             .await
             .map_err(|e| LifecycleError::Join(e.to_string()))??;
+        self.ctx.set_pod_ips(ips.clone());
         self.shared.set_pod_ips(ips);
         Ok(None)
     }
 
     /// Runs the pod to its end and fixes its final phase.
     pub async fn drive(&mut self, pipeline: &mut Pipeline<'_>) -> Result<(), LifecycleError> {
+        // `status.podIP` in env: no spec before the address is known.
+        if self.ctx.env_reads_pod_ip() {
+            if let Some(Interrupt::Stop) = self.network_ready().await? {
+                return Ok(());
+            }
+        }
         self.ctx.check_specs(&pipeline.plan)?;
         let ctx = self.ctx.clone();
         let applied = tokio::task::spawn_blocking(move || ctx.apply_pod_cgroup())

@@ -223,6 +223,11 @@ pub(crate) struct PodContext {
     log_rotation: crate::podlogs::LogRotation,
     /// `terminationGracePeriodSeconds`, at least [`MINIMUM_GRACE`].
     grace: Duration,
+    /// The ConfigMaps and Secrets the pod refers to (only those).
+    objects: crate::manifest::Objects,
+    /// The pod fields `fieldRef` reads that are only known here: the pod's addresses are
+    /// filled in once its network is attached.
+    live: std::sync::Mutex<crate::downward::LiveFields>,
 }
 
 impl PodContext {
@@ -276,9 +281,11 @@ impl PodContext {
             mounts.push(oci::VolumeMountSource {
                 source,
                 destination: PathBuf::from(&m.mount_path),
-                read_only: m.read_only.unwrap_or(false),
+                read_only: m.read_only.unwrap_or(false)
+                    || self.sandbox.is_read_only_volume(&m.name),
             });
         }
+        let live = self.live_fields();
         Ok(oci::container_spec(&oci::ContainerInput {
             pod: &self.pod,
             container,
@@ -288,7 +295,37 @@ impl PodContext {
             shim_group: &self.shim_group,
             host: crate::cgroups::host(),
             mounts,
+            objects: &self.objects,
+            live: &live,
         })?)
+    }
+
+    /// The live pod fields as they stand now.
+    fn live_fields(&self) -> crate::downward::LiveFields {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the pod's addresses once its network is attached (`status.podIP` in env).
+    fn set_pod_ips(&self, ips: Vec<std::net::IpAddr>) {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pod_ips = ips;
+    }
+
+    /// Whether a container's env reads the pod's addresses, so the network must be
+    /// attached before any spec is built.
+    fn env_reads_pod_ip(&self) -> bool {
+        self.pod.spec.iter().any(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(&s.containers)
+                .any(crate::expand::reads_pod_ip)
+        })
     }
 }
 
@@ -298,7 +335,7 @@ impl PodContext {
 /// error, everything created is removed.
 pub async fn run(
     client: &Client,
-    pod: Pod,
+    pod: crate::manifest::RunnablePod,
     opts: &RunOptions,
     observer: Arc<dyn Observer>,
     stop: watch::Receiver<StopRequest>,
@@ -373,12 +410,15 @@ impl Admitted {
 /// the pod is left.
 pub async fn admit(
     client: &Client,
-    pod: Pod,
+    input: crate::manifest::RunnablePod,
     opts: &RunOptions,
     observer: Arc<dyn Observer>,
     socket: Option<&Path>,
 ) -> Result<Admitted, LifecycleError> {
     let admitted = (std::time::SystemTime::now(), std::time::Instant::now());
+    let crate::manifest::RunnablePod { mut pod, objects } = input;
+    // The API server assigns every pod its uid on create, whatever the manifest says.
+    pod.metadata.uid = Some(new_uid());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let namespace = client.namespace().to_string();
     let dir = pod_dir(&opts.root, &namespace, &name);
@@ -394,6 +434,8 @@ pub async fn admit(
     let planned = Sandbox::planned(SandboxConfig {
         dir: &dir,
         pod: &pod,
+        objects: &objects,
+        live: &crate::downward::LiveFields::default(),
     })?;
     let (attachment, host_ip) = {
         let (network, pod, root, namespace) = (
@@ -411,6 +453,12 @@ pub async fn admit(
         .map_err(|e| LifecycleError::Join(e.to_string()))??
     };
 
+    let live = crate::downward::LiveFields {
+        node_name: crate::downward::LiveFields::host_node_name(),
+        host_ips: host_ip.into_iter().collect(),
+        pod_ips: Vec::new(),
+    };
+
     tracing::debug!(pod = %name, "resolving images, creating the sandbox");
     let plan = plan_containers(client, &pod, opts, false);
     let sandbox = {
@@ -418,10 +466,13 @@ pub async fn admit(
         let pod = pod.clone();
         let root = opts.root.clone();
         let attachment = attachment.clone();
+        let (objects, live) = (objects.clone(), live.clone());
         tokio::task::spawn_blocking(move || -> Result<Sandbox, LifecycleError> {
             let sandbox = Sandbox::create(SandboxConfig {
                 dir: &dir,
                 pod: &pod,
+                objects: &objects,
+                live: &live,
             })?;
             if let Some(a) = &attachment {
                 if let Err(e) = network::claim(&root, &dir, a) {
@@ -485,6 +536,21 @@ pub async fn admit(
             warning.clone(),
         );
     }
+    let sources = crate::expand::EnvSources {
+        pod: &pod,
+        objects: &objects,
+        live: &live,
+    };
+    for step in &plan {
+        for message in crate::expand::env_from_skipped(&step.container, &sources) {
+            shared.event(
+                EventType::Warning,
+                "InvalidEnvironmentVariableNames",
+                Some(&step.container.name),
+                message,
+            );
+        }
+    }
     for step in &plan {
         for (reason, message) in &step.image_events {
             shared.event(
@@ -514,7 +580,7 @@ pub async fn admit(
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || network::attach(&dir))
     });
-    let ctx = PodContext::new(client, pod, dir, sandbox, shim_group, opts);
+    let ctx = PodContext::new(client, pod, dir, sandbox, shim_group, opts, objects, live);
     Ok(Admitted {
         ctx,
         plan,
@@ -525,11 +591,34 @@ pub async fn admit(
     })
 }
 
+/// A random (version 4) UUID, the form of the uids the API server assigns.
+fn new_uid() -> String {
+    let b: [u8; 16] = rand::random();
+    let hex: String = b
+        .iter()
+        .enumerate()
+        .map(|(i, byte)| match i {
+            6 => format!("{:02x}", (byte & 0x0f) | 0x40),
+            8 => format!("{:02x}", (byte & 0x3f) | 0x80),
+            _ => format!("{byte:02x}"),
+        })
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 fn policy_of(pod: &Pod) -> RestartPolicy {
     RestartPolicy::from_spec(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()))
 }
 
 impl PodContext {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         client: &Client,
         pod: Pod,
@@ -537,6 +626,8 @@ impl PodContext {
         sandbox: Sandbox,
         shim_group: String,
         opts: &RunOptions,
+        objects: crate::manifest::Objects,
+        live: crate::downward::LiveFields,
     ) -> Arc<Self> {
         Arc::new(PodContext {
             client: client.clone(),
@@ -550,6 +641,8 @@ impl PodContext {
             log_rotation: opts.log_rotation,
             grace: grace_period(&pod),
             pod,
+            objects,
+            live: std::sync::Mutex::new(live),
         })
     }
 }

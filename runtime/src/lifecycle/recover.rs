@@ -79,9 +79,12 @@ pub async fn recover(
         });
     };
     let dir = pod_dir(&opts.root, namespace, name);
+    let objects = Sandbox::kept_objects(&dir)?;
     let sandbox = Sandbox::planned(SandboxConfig {
         dir: &dir,
         pod: &pod,
+        objects: &objects,
+        live: &crate::downward::LiveFields::default(),
     })?;
     if !sandbox.is_intact() {
         return Err(LifecycleError::SandboxLost {
@@ -115,7 +118,20 @@ pub async fn recover(
         })
         .collect();
 
-    let ctx = PodContext::new(client, pod, dir.clone(), sandbox, shim_group, opts);
+    let live = crate::downward::LiveFields {
+        node_name: crate::downward::LiveFields::host_node_name(),
+        ..Default::default()
+    };
+    let ctx = PodContext::new(
+        client,
+        pod,
+        dir.clone(),
+        sandbox,
+        shim_group,
+        opts,
+        objects,
+        live,
+    );
     let mut found: HashMap<String, Vec<String>> = HashMap::new();
     for c in pod_containers(client, name).await? {
         // The pause process holds the pod's PID namespace: it stays (see `pause::start`).
@@ -174,7 +190,7 @@ pub async fn recover(
             .ok()
             .map(crate::cgroups::QosClass::as_str),
     );
-    let network = adopt_network(&shared, &dir, ctx.sandbox.netns.is_some()).await?;
+    let network = adopt_network(&ctx, &shared, &dir).await?;
     tracing::info!(pod = %name, "adopted");
     Ok(Admitted {
         ctx,
@@ -190,10 +206,11 @@ pub async fn recover(
 /// checked with CHECK in the background), else its network made again (DEL, ADD) before
 /// anything of it starts; the host's for a `hostNetwork` pod.
 async fn adopt_network(
+    ctx: &PodContext,
     shared: &Shared,
     dir: &Path,
-    own_network: bool,
 ) -> Result<Option<super::NetworkSetup>, LifecycleError> {
+    let own_network = ctx.sandbox.netns.is_some();
     let read = {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || {
@@ -203,18 +220,26 @@ async fn adopt_network(
     let (record, host_ip) = read
         .await
         .map_err(|e| LifecycleError::Join(e.to_string()))??;
+    let set = |pod_ips: Vec<std::net::IpAddr>| {
+        ctx.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .host_ips = host_ip.into_iter().collect();
+        ctx.set_pod_ips(pod_ips.clone());
+        shared.set_addresses(host_ip, pod_ips);
+    };
     if !own_network {
-        shared.set_addresses(host_ip, host_ip.into_iter().collect());
+        set(host_ip.into_iter().collect());
         return Ok(None);
     }
     let dir = dir.to_path_buf();
     match record {
         Some(r) if !r.attached => Ok(Some({
-            shared.set_addresses(host_ip, Vec::new());
+            set(Vec::new());
             tokio::task::spawn_blocking(move || crate::network::reattach(&dir))
         })),
         record => {
-            shared.set_addresses(host_ip, record.map(|r| r.pod_ips()).unwrap_or_default());
+            set(record.map(|r| r.pod_ips()).unwrap_or_default());
             tokio::task::spawn_blocking(move || crate::network::reattach(&dir));
             Ok(None)
         }

@@ -51,18 +51,78 @@ pub enum ManifestError {
     #[error("{file}: the manifest is empty")]
     Empty { file: String },
 
-    /// More than one YAML document; podctl runs exactly one pod per file for now.
-    #[error("{file}:{line}: multi-document files are not supported yet: put one Pod in the file")]
-    MultipleDocuments { file: String, line: u64 },
-
-    /// `apiVersion`/`kind` missing or not `v1`/`Pod`.
-    #[error("{file}: not a v1 Pod:{}", Bullets(errors))]
-    NotAPod {
+    /// `apiVersion`/`kind` missing, or not a kind podctl knows.
+    #[error("{file}: not a Kubernetes object podctl reads:{}", Bullets(errors))]
+    BadHeader {
         file: String,
         errors: Vec<FieldError>,
     },
 
-    /// Keys that the `v1 Pod` schema does not know, typically typos; every one is listed.
+    /// A kind podctl knows but does not run yet (refused by name rather than ignored).
+    #[error("{file}: kind {kind} is not supported by podctl yet")]
+    KindNotSupported { file: String, kind: String },
+
+    /// A file (or a set of files) holds more than one workload.
+    #[error("{first} and {second} are both workloads: podctl runs one Pod per file")]
+    SeveralWorkloads { first: String, second: String },
+
+    /// The file holds no Pod to run.
+    #[error("{file}: no Pod in the file (it holds only {kinds})")]
+    NoPod { file: String, kinds: String },
+
+    /// A `--configmap`/`--secret` file holds something else.
+    #[error("{file}: {kind} {name:?} in a file given with --{flag}: it may hold {expected} objects only")]
+    WrongKind {
+        file: String,
+        kind: String,
+        name: String,
+        flag: &'static str,
+        expected: &'static str,
+    },
+
+    /// Two objects of one kind and name.
+    #[error("{kind} {name:?} is given twice: in {first} and in {second}")]
+    Duplicate {
+        kind: String,
+        name: String,
+        first: String,
+        second: String,
+    },
+
+    /// An object in another namespace than the pod's, which the pod could not see.
+    #[error("{file}: {kind} {name:?} is in namespace {namespace:?}, the pod in {pod_namespace:?}: a pod sees only the objects of its own namespace")]
+    OtherNamespace {
+        file: String,
+        kind: String,
+        name: String,
+        namespace: String,
+        pod_namespace: String,
+    },
+
+    /// A cluster object skipped with a warning, refused under `--strict`.
+    #[error("{file}: {kind} {name:?} has no meaning for pods on one host (refused under --strict; without it, skipped with a warning)")]
+    Skipped {
+        file: String,
+        kind: String,
+        name: String,
+    },
+
+    /// The pod refers to ConfigMaps, Secrets or keys that are not given (and not
+    /// `optional`); the kubelet would fail its containers with `CreateContainerConfigError`.
+    #[error(
+        "The Pod {pod:?} refers to objects that are not given:{}",
+        Bullets(errors)
+    )]
+    MissingReferences {
+        pod: String,
+        errors: Vec<FieldError>,
+    },
+
+    /// Problems in several documents, each reported.
+    #[error("{}", Lines(.0))]
+    Several(Vec<ManifestError>),
+
+    /// Keys that the object's schema does not know, typically typos; every one is listed.
     #[error("{file}: strict decoding error:{}", Bullets(errors))]
     UnknownFields {
         file: String,
@@ -81,10 +141,11 @@ pub enum ManifestError {
         column: u64,
     },
 
-    /// The pod breaks validation rules (Kubernetes' or podctl's); all of them are listed.
-    #[error("The Pod {pod:?} is invalid:{}", Bullets(errors))]
+    /// The object breaks validation rules (Kubernetes' or podctl's); all of them are listed.
+    #[error("The {kind} {name:?} is invalid:{}", Bullets(errors))]
     Invalid {
-        pod: String,
+        kind: &'static str,
+        name: String,
         errors: Vec<FieldError>,
     },
 }
@@ -96,6 +157,21 @@ impl fmt::Display for Bullets<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for e in self.0 {
             write!(f, "\n* {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors one after another, a line between.
+struct Lines<'a>(&'a [ManifestError]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
         }
         Ok(())
     }

@@ -13,8 +13,10 @@
 //! `creationTimestamp`, `generation`, `managedFields`, ...): podctl assigns its own uid.
 
 mod error;
+mod objects;
 mod parse;
 mod quantity;
+mod sources;
 mod sysctls;
 mod unsupported;
 mod validate;
@@ -24,14 +26,9 @@ use std::path::Path;
 
 pub use error::{FieldError, ManifestError};
 pub use k8s_openapi::api::core::v1::Pod;
+pub use objects::Objects;
 pub use quantity::{quantity_bytes, quantity_milli, QuantityError};
 pub use sysctls::with_dots as sysctl_with_dots;
-
-/// Reads a manifest from a file path, or stdin when path is "-".
-pub fn load(path: &Path) -> Result<Pod, ManifestError> {
-    let (text, source) = read(path)?;
-    parse(&text, &source)
-}
 
 /// The text of a manifest file (stdin when path is "-") and the name errors give it.
 pub fn read(path: &Path) -> Result<(String, String), ManifestError> {
@@ -51,9 +48,327 @@ pub fn read(path: &Path) -> Result<(String, String), ManifestError> {
     }
 }
 
-/// Parses YAML (or JSON) text strictly; `source` names the file in errors.
+/// What one manifest file (or several, merged) holds: at most one Pod and the objects it
+/// may draw on, each validated on its own.
+#[derive(Debug, Default)]
+pub struct Bundle {
+    /// The pod and where it was given.
+    pub pod: Option<(Pod, String)>,
+    pub objects: Objects,
+    /// Cluster objects with no meaning on one host, skipped with a warning.
+    pub skipped: Vec<Skipped>,
+    /// Where each object was given (`Kind/name` → location), for duplicate errors.
+    origins: std::collections::BTreeMap<String, String>,
+}
+
+/// An object skipped: a kind podctl has no use for on one host (a Service ...).
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub location: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// A pod ready to run: valid, and every ConfigMap and Secret it refers to given (only
+/// those are kept).
+#[derive(Debug, Clone)]
+pub struct RunnablePod {
+    pub pod: Pod,
+    pub objects: Objects,
+}
+
+impl Bundle {
+    /// Adds what `other` holds, refusing a second pod or object of one kind and name.
+    pub fn merge(&mut self, other: Bundle) -> Result<(), ManifestError> {
+        if let Some((pod, location)) = other.pod {
+            if let Some((_, first)) = &self.pod {
+                return Err(ManifestError::SeveralWorkloads {
+                    first: first.clone(),
+                    second: location,
+                });
+            }
+            self.pod = Some((pod, location));
+        }
+        for (key, location) in other.origins {
+            self.note_origin(&key, location)?;
+        }
+        self.objects.config_maps.extend(other.objects.config_maps);
+        self.objects.secrets.extend(other.objects.secrets);
+        self.skipped.extend(other.skipped);
+        Ok(())
+    }
+
+    /// Records where `Kind/name` was given, refusing it a second time.
+    fn note_origin(&mut self, key: &str, location: String) -> Result<(), ManifestError> {
+        if let Some(first) = self.origins.get(key) {
+            let (kind, name) = key.split_once('/').unwrap_or((key, ""));
+            return Err(ManifestError::Duplicate {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                first: first.clone(),
+                second: location,
+            });
+        }
+        self.origins.insert(key.to_owned(), location);
+        Ok(())
+    }
+
+    /// One warning line per skipped object.
+    pub fn warnings(&self) -> Vec<String> {
+        self.skipped
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: skipped {} {:?}: it has no meaning for pods on one host",
+                    s.location, s.kind, s.name
+                )
+            })
+            .collect()
+    }
+
+    /// `--strict`: a skipped object is an error instead of a warning.
+    pub fn refuse_skipped(&self) -> Result<(), ManifestError> {
+        let mut errors: Vec<ManifestError> = self
+            .skipped
+            .iter()
+            .map(|s| ManifestError::Skipped {
+                file: s.location.clone(),
+                kind: s.kind.clone(),
+                name: s.name.clone(),
+            })
+            .collect();
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ManifestError::Several(errors)),
+        }
+    }
+
+    /// Refuses anything but `kind` objects: what a `--configmap`/`--secret` file may hold.
+    pub fn only(&self, file: &str, flag: &'static str) -> Result<(), ManifestError> {
+        let expected = if flag == "secret" {
+            "Secret"
+        } else {
+            "ConfigMap"
+        };
+        let wrong = |kind: &str, name: &str| ManifestError::WrongKind {
+            file: file.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            flag,
+            expected,
+        };
+        if let Some((pod, _)) = &self.pod {
+            return Err(wrong("Pod", &pod.metadata.name.clone().unwrap_or_default()));
+        }
+        if let Some(s) = self.skipped.first() {
+            return Err(wrong(&s.kind, &s.name));
+        }
+        let other = if flag == "secret" {
+            self.objects
+                .config_maps
+                .keys()
+                .next()
+                .map(|n| ("ConfigMap", n))
+        } else {
+            self.objects.secrets.keys().next().map(|n| ("Secret", n))
+        };
+        match other {
+            Some((kind, name)) => Err(wrong(kind, name)),
+            None => Ok(()),
+        }
+    }
+
+    /// The pod to run, with the objects it refers to: every reference must resolve (unless
+    /// `optional`), and every object must be in the pod's namespace. `file` names the
+    /// input when it holds no pod.
+    pub fn runnable(self, file: &str) -> Result<RunnablePod, ManifestError> {
+        let Some((pod, _)) = self.pod else {
+            let mut kinds: Vec<&str> = Vec::new();
+            if !self.objects.config_maps.is_empty() {
+                kinds.push("ConfigMaps");
+            }
+            if !self.objects.secrets.is_empty() {
+                kinds.push("Secrets");
+            }
+            if !self.skipped.is_empty() {
+                kinds.push("skipped objects");
+            }
+            return Err(ManifestError::NoPod {
+                file: file.to_owned(),
+                kinds: if kinds.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    kinds.join(" and ")
+                },
+            });
+        };
+        let pod_namespace = crate::downward::namespace(&pod).to_owned();
+        let metas = self
+            .objects
+            .config_maps
+            .values()
+            .map(|o| ("ConfigMap", &o.metadata))
+            .chain(
+                self.objects
+                    .secrets
+                    .values()
+                    .map(|o| ("Secret", &o.metadata)),
+            );
+        for (kind, meta) in metas {
+            let namespace = meta.namespace.as_deref().filter(|n| !n.is_empty());
+            if let Some(namespace) = namespace.filter(|n| *n != pod_namespace) {
+                let name = meta.name.clone().unwrap_or_default();
+                return Err(ManifestError::OtherNamespace {
+                    file: self
+                        .origins
+                        .get(&format!("{kind}/{name}"))
+                        .map_or(file, String::as_str)
+                        .to_owned(),
+                    kind: kind.to_owned(),
+                    name,
+                    namespace: namespace.to_owned(),
+                    pod_namespace,
+                });
+            }
+        }
+        let missing = self.objects.missing(&pod);
+        if !missing.is_empty() {
+            return Err(ManifestError::MissingReferences {
+                pod: pod.metadata.name.clone().unwrap_or_default(),
+                errors: missing,
+            });
+        }
+        let objects = self.objects.used_by(&pod);
+        Ok(RunnablePod { pod, objects })
+    }
+}
+
+/// The texts a pod is run from: its manifest file, and files of ConfigMaps and Secrets.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The manifest: `(text, name)`.
+    pub manifest: (String, String),
+    pub config_maps: Vec<(String, String)>,
+    pub secrets: Vec<(String, String)>,
+    /// Refuse skipped kinds instead of warning about them.
+    pub strict: bool,
+}
+
+impl Inputs {
+    /// Reads the files (`-`: stdin for the manifest).
+    pub fn read(
+        manifest: &Path,
+        config_maps: &[std::path::PathBuf],
+        secrets: &[std::path::PathBuf],
+        strict: bool,
+    ) -> Result<Inputs, ManifestError> {
+        let all = |paths: &[std::path::PathBuf]| -> Result<Vec<_>, ManifestError> {
+            paths.iter().map(|p| read(p)).collect()
+        };
+        Ok(Inputs {
+            manifest: read(manifest)?,
+            config_maps: all(config_maps)?,
+            secrets: all(secrets)?,
+            strict,
+        })
+    }
+
+    /// Parses and checks everything: the pod to run with the objects it uses, and the
+    /// warnings about skipped objects.
+    pub fn runnable(&self) -> Result<(RunnablePod, Vec<String>), ManifestError> {
+        let (text, source) = &self.manifest;
+        let mut bundle = parse_bundle(text, source)?;
+        for (flag, files) in [("configmap", &self.config_maps), ("secret", &self.secrets)] {
+            for (text, source) in files {
+                let extra = parse_bundle(text, source)?;
+                extra.only(source, flag)?;
+                bundle.merge(extra)?;
+            }
+        }
+        if self.strict {
+            bundle.refuse_skipped()?;
+        }
+        let warnings = bundle.warnings();
+        Ok((bundle.runnable(source)?, warnings))
+    }
+}
+
+/// Parses every document of a manifest file and validates each object on its own (the
+/// references between them are checked by [`Bundle::runnable`]); `source` names the file.
+pub fn parse_bundle(text: &str, source: &str) -> Result<Bundle, ManifestError> {
+    let mut bundle = Bundle::default();
+    let mut errors = Vec::new();
+    for doc in parse::parse(text, source)? {
+        let result = match doc.object {
+            parse::Object::Pod(pod) => match validate(&pod) {
+                Ok(()) => bundle.merge(Bundle {
+                    pod: Some((*pod, doc.location)),
+                    ..Bundle::default()
+                }),
+                Err(e) => Err(e),
+            },
+            parse::Object::ConfigMap(cm) => {
+                let key = format!(
+                    "ConfigMap/{}",
+                    cm.metadata.name.as_deref().unwrap_or_default()
+                );
+                bundle
+                    .objects
+                    .add_config_map(*cm)
+                    .and_then(|()| bundle.note_origin(&key, doc.location))
+            }
+            parse::Object::Secret(s) => {
+                let key = format!("Secret/{}", s.metadata.name.as_deref().unwrap_or_default());
+                bundle
+                    .objects
+                    .add_secret(*s)
+                    .and_then(|()| bundle.note_origin(&key, doc.location))
+            }
+            parse::Object::Skipped { kind, name } => {
+                bundle.skipped.push(Skipped {
+                    location: doc.location,
+                    kind,
+                    name,
+                });
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    match errors.len() {
+        0 => Ok(bundle),
+        1 => Err(errors.remove(0)),
+        _ => Err(ManifestError::Several(errors)),
+    }
+}
+
+/// Reads and parses a manifest file (`-`: stdin); see [`parse_bundle`].
+pub fn load_bundle(path: &Path) -> Result<Bundle, ManifestError> {
+    let (text, source) = read(path)?;
+    parse_bundle(&text, &source)
+}
+
+/// The one Pod of `text`, decoded strictly but not validated (other objects are ignored).
 pub fn parse(text: &str, source: &str) -> Result<Pod, ManifestError> {
-    parse::parse(text, source)
+    let mut pods = parse::parse(text, source)?
+        .into_iter()
+        .filter_map(|d| match d.object {
+            parse::Object::Pod(pod) => Some((pod, d.location)),
+            _ => None,
+        });
+    match (pods.next(), pods.next()) {
+        (Some((pod, _)), None) => Ok(*pod),
+        (Some((_, first)), Some((_, second))) => {
+            Err(ManifestError::SeveralWorkloads { first, second })
+        }
+        (None, _) => Err(ManifestError::NoPod {
+            file: source.to_owned(),
+            kinds: "other objects".to_owned(),
+        }),
+    }
 }
 
 /// Runs every validation rule; collects ALL field errors (not just the first).
@@ -71,25 +386,27 @@ pub fn validate(pod: &Pod) -> Result<(), ManifestError> {
         Ok(())
     } else {
         Err(ManifestError::Invalid {
-            pod: pod.metadata.name.clone().unwrap_or_default(),
+            kind: "Pod",
+            name: pod.metadata.name.clone().unwrap_or_default(),
             errors,
         })
     }
 }
 
-/// load + validate.
-pub fn load_valid(path: &Path) -> Result<Pod, ManifestError> {
+/// The pod of a file and the objects it refers to, all checked: what `podctl run FILE`
+/// runs when no other file adds objects.
+pub fn load_valid(path: &Path) -> Result<RunnablePod, ManifestError> {
     let (text, source) = read(path)?;
     parse_valid(&text, &source)
 }
 
-/// parse + validate: what `podctl run` accepts, from text.
-pub fn parse_valid(text: &str, source: &str) -> Result<Pod, ManifestError> {
-    let pod = parse(text, source)?;
-    validate(&pod)?;
-    Ok(pod)
+/// [`load_valid`] on text.
+pub fn parse_valid(text: &str, source: &str) -> Result<RunnablePod, ManifestError> {
+    parse_bundle(text, source)?.runnable(source)
 }
 
+#[cfg(test)]
+mod bundle_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1258,15 +1258,18 @@ fn unsupported_fields_are_refused_with_their_path() {
             &["spec.resources"],
         ),
         (
-            "env valueFrom",
+            "env valueFrom fileKeyRef",
             |p| {
                 app(p).env = Some(vec![EnvVar {
                     name: "A".into(),
-                    value_from: Some(EnvVarSource::default()),
+                    value_from: Some(EnvVarSource {
+                        file_key_ref: Some(Default::default()),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }])
             },
-            &["spec.containers[0].env[0].valueFrom"],
+            &["spec.containers[0].env[0].valueFrom.fileKeyRef"],
         ),
         (
             "subPathExpr and mountPropagation",
@@ -1339,11 +1342,11 @@ fn unsupported_fields_are_refused_with_their_path() {
             |p| {
                 volumes(p).push(Volume {
                     name: "cfg".into(),
-                    config_map: Some(Default::default()),
+                    nfs: Some(Default::default()),
                     ..Default::default()
                 })
             },
-            &["spec.volumes[1].configMap"],
+            &["spec.volumes[1].nfs"],
         ),
         (
             "emptyDir mode",
@@ -1542,26 +1545,33 @@ fn header_is_checked() {
         ("kind: Pod\n", &["apiVersion: Required value"]),
         ("apiVersion: v1\n", &["kind: Required value"]),
         (
-            "apiVersion: apps/v1\nkind: Deployment\n",
-            &[
-                "apiVersion: Unsupported value: \"apps/v1\": supported values: \"v1\"",
-                "kind: Unsupported value: \"Deployment\": supported values: \"Pod\"",
-            ],
+            "apiVersion: apps/v1\nkind: Pod\n",
+            &["apiVersion: Unsupported value: \"apps/v1\": supported values for kind Pod: \"v1\""],
+        ),
+        (
+            "apiVersion: v1\nkind: Podd\n",
+            &["kind: Unsupported value: \"Podd\": podctl reads \"Pod\", \"ConfigMap\", \"Secret\" (and skips cluster objects such as Service)"],
         ),
         (
             "apiVersion: 1\nkind: Pod\n",
-            &["apiVersion: Unsupported value: 1: supported values: \"v1\""],
+            &["apiVersion: Invalid value: 1: must be a string"],
         ),
     ];
     for (text, want) in cases {
         match parse(text, "pod.yaml") {
-            Err(ManifestError::NotAPod { errors, .. }) => {
+            Err(ManifestError::BadHeader { errors, .. }) => {
                 let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 assert_eq!(got, *want, "text {text:?}");
             }
             other => panic!("text {text:?}: {other:?}"),
         }
     }
+    // Known kinds podctl does not run yet are refused by name.
+    let err = parse("apiVersion: apps/v1\nkind: Deployment\n", "app.yaml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "app.yaml: kind Deployment is not supported by podctl yet"
+    );
 }
 
 #[test]
@@ -1579,15 +1589,11 @@ fn yaml_level_errors() {
         "{err:?}"
     );
 
-    let two = "apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nkind: Pod\n";
-    let err = parse(two, "pod.yaml").expect_err("two documents");
-    assert!(
-        matches!(err, ManifestError::MultipleDocuments { line: 4, .. }),
-        "{err:?}"
-    );
+    let two = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\n";
+    let err = parse(two, "pod.yaml").expect_err("two pods");
     assert_eq!(
         err.to_string(),
-        "pod.yaml:4: multi-document files are not supported yet: put one Pod in the file"
+        "pod.yaml, document 1 (Pod \"a\") and pod.yaml, document 2 (Pod \"b\") are both workloads: podctl runs one Pod per file"
     );
 
     // A leading `---` and trailing empty documents are one document.
@@ -1595,16 +1601,22 @@ fn yaml_level_errors() {
         "---\napiVersion: v1\nkind: Pod\nmetadata: {name: web}\n---\n---\n",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\n...\n--- # nothing\n",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\n---\n",
+        "%YAML 1.2\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web}\n",
+        "--- {apiVersion: v1, kind: Pod, metadata: {name: web}}\n",
     ] {
         assert_eq!(
             parse(one, "pod.yaml").expect(one).metadata.name.as_deref(),
             Some("web")
         );
     }
-    // An empty first document does not make the second one the pod.
-    let err = parse("---\n---\napiVersion: v1\nkind: Pod\n", "pod.yaml").expect_err("two");
+    // Errors keep the line of the whole file.
+    let err = parse(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Pod\nmetadata: [x\n",
+        "app.yaml",
+    )
+    .expect_err("syntax in the second document");
     assert!(
-        matches!(err, ManifestError::MultipleDocuments { .. }),
+        matches!(err, ManifestError::Syntax { line: 7, .. }),
         "{err:?}"
     );
 
@@ -1646,10 +1658,10 @@ fn load_reads_files_and_names_missing_ones() {
     let path = dir.path().join("pod.yaml");
     std::fs::write(&path, REFERENCE).expect("write");
     let pod = load_valid(&path).expect("valid");
-    assert_eq!(pod.metadata.name.as_deref(), Some("web"));
+    assert_eq!(pod.pod.metadata.name.as_deref(), Some("web"));
 
     let missing = dir.path().join("missing.yaml");
-    let err = load(&missing).expect_err("missing");
+    let err = load_bundle(&missing).expect_err("missing");
     assert!(matches!(err, ManifestError::Read { .. }));
     assert_eq!(
         err.to_string(),

@@ -26,9 +26,10 @@
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, HTTPGetAction, HTTPHeader,
-    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodOS, PodSecurityContext, PodSpec, Probe,
-    ResourceRequirements, SecurityContext, SleepAction, TCPSocketAction, Volume, VolumeMount,
+    Container, ContainerPort, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ExecAction, HTTPGetAction, HTTPHeader, HostPathVolumeSource, KeyToPath, Lifecycle,
+    LifecycleHandler, PodOS, PodSecurityContext, PodSpec, Probe, ResourceRequirements,
+    SecurityContext, SleepAction, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -319,9 +320,23 @@ fn container(r: &mut Refusals, path: &str, c: &Container, host_network: bool, ho
             value: _,
             value_from,
         } = e;
-        r.present(&format!("{path}.env[{i}]"), "valueFrom", value_from);
+        if let Some(from) = value_from {
+            let EnvVarSource {
+                config_map_key_ref: _,
+                field_ref: _,
+                resource_field_ref: _,
+                secret_key_ref: _,
+                file_key_ref,
+            } = from;
+            r.present(
+                &format!("{path}.env[{i}].valueFrom"),
+                "fileKeyRef",
+                file_key_ref,
+            );
+        }
     }
-    r.non_empty(path, "envFrom", env_from);
+    // Every field of `envFrom` is honoured (`expand::kubelet_env`).
+    let _ = env_from;
     if hooks_allowed {
         if let Some(l) = lifecycle {
             container_lifecycle(r, &join(path, "lifecycle"), l);
@@ -551,10 +566,11 @@ fn volume_mount(r: &mut Refusals, path: &str, m: &VolumeMount) {
 fn volume(r: &mut Refusals, path: &str, v: &Volume) {
     for source in super::validate::volume_sources(v) {
         match source {
-            "emptyDir" | "hostPath" => {}
+            "emptyDir" | "hostPath" | "configMap" | "secret" | "downwardAPI" | "projected" => {}
             other => r.refuse(join(path, other)),
         }
     }
+    api_data_volume(r, path, v);
     if let Some(EmptyDirVolumeSource {
         medium: _,
         size_limit: _,
@@ -566,6 +582,64 @@ fn volume(r: &mut Refusals, path: &str, v: &Volume) {
     if let Some(h) = &v.host_path {
         // Both fields are supported; named so that a new one is noticed.
         let HostPathVolumeSource { path: _, type_: _ } = h;
+    }
+}
+
+/// The configMap, secret, downwardAPI and projected volumes (see `crate::sandbox`): all
+/// honoured but the file owners (`defaultUser`, `user`), and the projected sources a cluster
+/// mints (service account tokens, trust bundles, pod certificates).
+fn api_data_volume(r: &mut Refusals, path: &str, v: &Volume) {
+    let items = |r: &mut Refusals, path: &str, items: &Option<Vec<KeyToPath>>| {
+        for (i, item) in items.iter().flatten().enumerate() {
+            r.present(&format!("{path}.items[{i}]"), "user", &item.user);
+        }
+    };
+    let files = |r: &mut Refusals, path: &str, items: &Option<Vec<DownwardAPIVolumeFile>>| {
+        for (i, item) in items.iter().flatten().enumerate() {
+            r.present(&format!("{path}.items[{i}]"), "user", &item.user);
+        }
+    };
+    if let Some(cm) = &v.config_map {
+        let p = join(path, "configMap");
+        r.present(&p, "defaultUser", &cm.default_user);
+        items(r, &p, &cm.items);
+    }
+    if let Some(s) = &v.secret {
+        let p = join(path, "secret");
+        r.present(&p, "defaultUser", &s.default_user);
+        items(r, &p, &s.items);
+    }
+    if let Some(d) = &v.downward_api {
+        let p = join(path, "downwardAPI");
+        r.present(&p, "defaultUser", &d.default_user);
+        files(r, &p, &d.items);
+    }
+    if let Some(pr) = &v.projected {
+        let p = join(path, "projected");
+        r.present(&p, "defaultUser", &pr.default_user);
+        for (i, source) in pr.sources.iter().flatten().enumerate() {
+            let VolumeProjection {
+                config_map,
+                secret,
+                downward_api,
+                service_account_token,
+                cluster_trust_bundle,
+                pod_certificate,
+            } = source;
+            let sp = format!("{p}.sources[{i}]");
+            r.present(&sp, "serviceAccountToken", service_account_token);
+            r.present(&sp, "clusterTrustBundle", cluster_trust_bundle);
+            r.present(&sp, "podCertificate", pod_certificate);
+            if let Some(cm) = config_map {
+                items(r, &join(&sp, "configMap"), &cm.items);
+            }
+            if let Some(s) = secret {
+                items(r, &join(&sp, "secret"), &s.items);
+            }
+            if let Some(d) = downward_api {
+                files(r, &join(&sp, "downwardAPI"), &d.items);
+            }
+        }
     }
 }
 

@@ -20,10 +20,12 @@ use k8s_openapi::api::core::v1::{
     Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::error::FieldError;
 use super::quantity::{quantity_bytes, quantity_milli, QuantityError};
+use super::sources;
 use super::sysctls;
 use super::Pod;
 use crate::reference::ReferenceError;
@@ -41,7 +43,8 @@ const DNS1123_SUBDOMAIN_UNDERSCORE_FMT: &str = "a lowercase RFC 1123 subdomain m
     lower case alphanumeric characters, '_', '-' or '.', and must start and end with an \
     alphanumeric character (e.g. 'example.com', regex used for validation is \
     '_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*')";
-const ENV_VAR_NAME_FMT: &str = "a valid environment variable name must consist of alphabetic \
+pub(super) const ENV_VAR_NAME_FMT: &str =
+    "a valid environment variable name must consist of alphabetic \
     characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  \
     or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
 const HTTP_HEADER_NAME_FMT: &str = "a valid HTTP header must consist of alphanumeric \
@@ -84,23 +87,28 @@ pub(super) fn rules(pod: &Pod) -> Vec<FieldError> {
 }
 
 #[derive(Default)]
-struct Errors(Vec<FieldError>);
+pub(super) struct Errors(Vec<FieldError>);
 
 impl Errors {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError::new(path, message));
     }
 
-    fn invalid(&mut self, path: impl Into<String>, value: &str, detail: &str) {
+    pub(super) fn invalid(&mut self, path: impl Into<String>, value: &str, detail: &str) {
         self.push(path, format!("Invalid value: {value:?}: {detail}"));
     }
 
     /// `Invalid value` of a number, which kubectl prints unquoted.
-    fn invalid_number(&mut self, path: impl Into<String>, value: impl Display, detail: &str) {
+    pub(super) fn invalid_number(
+        &mut self,
+        path: impl Into<String>,
+        value: impl Display,
+        detail: &str,
+    ) {
         self.push(path, format!("Invalid value: {value}: {detail}"));
     }
 
-    fn unsupported(&mut self, path: impl Into<String>, value: &str, supported: &[&str]) {
+    pub(super) fn unsupported(&mut self, path: impl Into<String>, value: &str, supported: &[&str]) {
         let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
         self.push(
             path,
@@ -109,6 +117,21 @@ impl Errors {
                 list.join(", ")
             ),
         );
+    }
+
+    pub(super) fn into_errors(self) -> Vec<FieldError> {
+        self.0
+    }
+
+    /// An object's `metadata.name`: required, an RFC 1123 subdomain.
+    pub(super) fn object_name(&mut self, meta: &ObjectMeta) {
+        match meta.name.as_deref() {
+            None | Some("") => self.push(
+                "metadata.name",
+                "Required value: name or generateName is required",
+            ),
+            Some(name) => dns_subdomain(self, "metadata.name", name),
+        }
     }
 
     /// `Required value` when empty, otherwise each way `name` is not an RFC 1123 label.
@@ -159,10 +182,17 @@ fn metadata(v: &mut Errors, pod: &Pod) {
 }
 
 fn pod_spec(v: &mut Errors, spec: &PodSpec) {
+    let all_containers: HashSet<&str> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .map(|c| c.name.as_str())
+        .collect();
     let volumes = spec.volumes.as_deref().unwrap_or_default();
     let mut volume_names = HashSet::new();
     for (i, vol) in volumes.iter().enumerate() {
-        volume(v, &format!("spec.volumes[{i}]"), vol);
+        volume(v, &format!("spec.volumes[{i}]"), vol, &all_containers);
         if !vol.name.is_empty() && !volume_names.insert(vol.name.as_str()) {
             v.push(
                 format!("spec.volumes[{i}].name"),
@@ -190,7 +220,7 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
     let init = spec.init_containers.as_deref().unwrap_or_default();
     for (i, c) in init.iter().enumerate() {
         let path = format!("spec.initContainers[{i}]");
-        container(v, &path, c, &volume_names);
+        container(v, &path, c, &volume_names, &all_containers);
         init_container(v, &path, c, grace);
         unique_name(v, &path, c, &mut init_names);
     }
@@ -201,7 +231,7 @@ fn pod_spec(v: &mut Errors, spec: &PodSpec) {
     }
     for (i, c) in spec.containers.iter().enumerate() {
         let path = format!("spec.containers[{i}]");
-        container(v, &path, c, &volume_names);
+        container(v, &path, c, &volume_names, &all_containers);
         hooks_and_probes(v, &path, c, grace);
         if c.restart_policy.is_some() {
             v.push(
@@ -452,7 +482,7 @@ fn seccomp_profile(v: &mut Errors, path: &str, sp: Option<&SeccompProfile>) {
             local,
             "Required value: must be set when seccomp type is Localhost",
         ),
-        ("Localhost", Some(p)) => descending_path(v, &local, p),
+        ("Localhost", Some(p)) => local_descending_path(v, &local, p),
         (_, Some(p)) => v.invalid(local, p, "can only be set when seccomp type is Localhost"),
         (_, None) => {}
     }
@@ -641,7 +671,13 @@ fn unique_name<'a>(v: &mut Errors, path: &str, c: &'a Container, seen: &mut Hash
 }
 
 /// Rules shared by init and regular containers.
-fn container(v: &mut Errors, path: &str, c: &Container, volumes: &HashSet<&str>) {
+fn container(
+    v: &mut Errors,
+    path: &str,
+    c: &Container,
+    volumes: &HashSet<&str>,
+    containers: &HashSet<&str>,
+) {
     v.dns_label(&format!("{path}.name"), &c.name);
     if let Some(sc) = &c.security_context {
         container_security(v, &format!("{path}.securityContext"), sc);
@@ -682,6 +718,18 @@ fn container(v: &mut Errors, path: &str, c: &Container, volumes: &HashSet<&str>)
         } else if !is_env_var_name(&env.name) {
             v.invalid(name_path, &env.name, ENV_VAR_NAME_FMT);
         }
+        if let Some(from) = &env.value_from {
+            sources::env_value_from(
+                v,
+                &format!("{path}.env[{i}].valueFrom"),
+                env.value.as_deref(),
+                from,
+                containers,
+            );
+        }
+    }
+    if let Some(list) = &c.env_from {
+        sources::env_from(v, &format!("{path}.envFrom"), list);
     }
 
     let mut port_names = HashSet::new();
@@ -1049,12 +1097,12 @@ fn volume_mount<'a>(
     }
 
     if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-        descending_path(v, &format!("{path}.subPath"), sub);
+        local_descending_path(v, &format!("{path}.subPath"), sub);
     }
 }
 
 /// kubelet's `validateLocalDescendingPath`: stays inside the volume.
-fn descending_path(v: &mut Errors, path: &str, p: &str) {
+pub(super) fn local_descending_path(v: &mut Errors, path: &str, p: &str) {
     if p.starts_with('/') {
         v.invalid(path, p, "must be a relative path");
     }
@@ -1069,8 +1117,9 @@ fn has_backsteps(p: &str) -> bool {
         .any(|c| matches!(c, Component::ParentDir))
 }
 
-fn volume(v: &mut Errors, path: &str, vol: &Volume) {
+fn volume(v: &mut Errors, path: &str, vol: &Volume, containers: &HashSet<&str>) {
     v.dns_label(&format!("{path}.name"), &vol.name);
+    sources::volume(v, path, vol, containers);
 
     let sources = volume_sources(vol);
     match sources.as_slice() {
@@ -1231,7 +1280,7 @@ pub(super) fn dns1123_label(s: &str) -> Vec<&'static str> {
 }
 
 /// apimachinery's `IsDNS1123Subdomain`.
-fn dns1123_subdomain(s: &str) -> Vec<&'static str> {
+pub(super) fn dns1123_subdomain(s: &str) -> Vec<&'static str> {
     let mut problems = Vec::new();
     if s.len() > 253 {
         problems.push("must be no more than 253 characters");
@@ -1255,13 +1304,78 @@ fn is_label(s: &str) -> bool {
 }
 
 /// `[-._a-zA-Z][-._a-zA-Z0-9]*`.
-fn is_env_var_name(s: &str) -> bool {
+pub(super) fn is_env_var_name(s: &str) -> bool {
     let mut chars = s.bytes();
     let word = |c: u8| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_');
     match chars.next() {
         Some(first) if word(first) => chars.all(|c| word(c) || c.is_ascii_digit()),
         _ => false,
     }
+}
+
+/// apimachinery's `IsConfigMapKey`: the key of a ConfigMap or Secret.
+pub(super) fn config_key(v: &mut Errors, path: &str, key: &str) {
+    if key.len() > 253 {
+        v.invalid(path, key, "must be no more than 253 characters");
+    }
+    let valid = !key.is_empty()
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+    if !valid {
+        v.invalid(
+            path,
+            key,
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' \
+             (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is \
+             '[-._a-zA-Z0-9]+')",
+        );
+    }
+    if key == "." {
+        v.invalid(path, key, "must not be '.'");
+    } else if key == ".." {
+        v.invalid(path, key, "must not be '..'");
+    } else if key.starts_with("..") {
+        v.invalid(path, key, "must not start with '..'");
+    }
+}
+
+/// apimachinery's `IsQualifiedName` (a label key): `[prefix/]name`.
+pub(super) fn is_qualified_name(s: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (prefix, name) = match s.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            problems.push("prefix part must be non-empty".to_owned());
+        } else {
+            problems.extend(
+                dns1123_subdomain(prefix)
+                    .into_iter()
+                    .map(|m| format!("prefix part {m}")),
+            );
+        }
+    }
+    let part = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.');
+    let b = name.as_bytes();
+    if name.is_empty() {
+        problems.push("name part must be non-empty".to_owned());
+    } else if name.len() > 63 {
+        problems.push("name part must be no more than 63 characters".to_owned());
+    } else if !(b.iter().all(|c| part(*c))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric())
+    {
+        problems.push(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start \
+             and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or \
+             '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+                .to_owned(),
+        );
+    }
+    problems
 }
 
 /// `[-A-Za-z0-9]+`: apimachinery's `IsHTTPHeaderName`.

@@ -122,6 +122,24 @@ pub(crate) fn write_file(path: &Path, content: &str) -> Result<(), SandboxError>
     )
 }
 
+/// Writes `content` to the new file `path`, readable by root alone.
+pub(crate) fn write_private(path: &Path, content: &[u8]) -> Result<(), SandboxError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |op, source| SandboxError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io("open", e))?;
+    file.write_all(content).map_err(|e| io("write", e))
+}
+
 /// Replaces the content of an existing file in place: containers bind its inode, so a new
 /// file renamed over it would not reach them.
 pub(crate) fn overwrite_file(path: &Path, content: &str) -> Result<(), SandboxError> {

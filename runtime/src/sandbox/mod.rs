@@ -3,13 +3,15 @@
 //! podctl has no pause container. [`Sandbox::create`] makes the pod's network, UTS and IPC
 //! namespaces and pins them as bind-mounted files in the pod state dir; containers join them
 //! by path from their OCI spec (see `oci.rs`). The same dir holds the pod's `/etc/hosts`,
-//! `/etc/hostname`, `/etc/resolv.conf`, its `/dev/shm` tmpfs and its emptyDir volumes:
+//! `/etc/hostname`, `/etc/resolv.conf`, its `/dev/shm` tmpfs and its volumes:
 //!
 //! ```text
 //! <dir>/ns/{net,uts,ipc}        namespace pins (bind mounts of nsfs files)
 //! <dir>/etc/{hosts,hostname,resolv.conf}
 //! <dir>/shm                     64 MiB tmpfs shared as /dev/shm
 //! <dir>/volumes/<name>          emptyDir (a tmpfs mount for medium: Memory)
+//! <dir>/volumes/<name>          configMap (disk), secret, downwardAPI, projected (tmpfs):
+//!                               `..data` and links laid out by `projection`
 //! ```
 //!
 //! Nothing else is recorded: the kernel's mount table and the directory tree are the state,
@@ -22,6 +24,8 @@ mod files;
 mod mounts;
 mod namespaces;
 mod ownership;
+mod payload;
+mod projection;
 mod volumes;
 
 pub(crate) use namespaces::tcp_socket_in;
@@ -30,23 +34,35 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Pod, VolumeMount};
+use k8s_openapi::api::core::v1::{Pod, Volume, VolumeMount};
 use nix::mount::MsFlags;
 
+use crate::downward::{DownwardError, LiveFields};
+use crate::manifest::Objects;
+use projection::Written;
 use volumes::VolumeRoot;
 
 /// Longest kernel hostname (the kubelet's limit for `setHostnameAsFQDN`).
 const MAX_HOSTNAME: usize = 64;
 
+/// The tmpfs below the pod dir holding the pod's ConfigMaps and Secrets, and its file.
+const OBJECTS_DIR: &str = "objects";
+const OBJECTS_FILE: &str = "objects.json";
+
 /// Options of the pod's `/dev/shm`: containerd CRI's sandbox shm (`mode=1777,size=65536k`).
 const SHM_OPTIONS: &str = "mode=1777,size=65536k";
 
-/// What [`Sandbox::create`] needs: where the pod's state lives and the (validated) pod.
+/// What [`Sandbox::create`] needs: where the pod's state lives, the (validated) pod, and
+/// what its configMap, secret and downwardAPI volumes draw on.
 #[derive(Debug, Clone, Copy)]
 pub struct SandboxConfig<'a> {
     /// Pod state dir, e.g. `<root>/<ns>/pods/<pod>`; owned entirely by the sandbox.
     pub dir: &'a Path,
     pub pod: &'a Pod,
+    /// The ConfigMaps and Secrets the pod's volumes name (not read by `planned`).
+    pub objects: &'a Objects,
+    /// The pod's host-side fields for downwardAPI volumes (not read by `planned`).
+    pub live: &'a LiveFields,
 }
 
 /// Host paths of a pod's shared resources, as containers must reference them.
@@ -133,6 +149,58 @@ pub enum SandboxError {
     FqdnTooLong { fqdn: String },
     #[error("volume {volume:?} is not a volume of this pod")]
     UnknownVolume { volume: String },
+    /// A configMap volume (or projected source) names a ConfigMap that is not given and
+    /// not `optional`: the kubelet's message.
+    #[error("volume {volume:?}: configmap {config_map:?} not found")]
+    ConfigMapNotFound { volume: String, config_map: String },
+    #[error("volume {volume:?}: secret {secret:?} not found")]
+    SecretNotFound { volume: String, secret: String },
+    /// An `items[].key` the ConfigMap lacks, the volume not being `optional`.
+    #[error("volume {volume:?}: configmap {config_map:?}: configmap references non-existent config key: {key}")]
+    ConfigMapKeyNotFound {
+        volume: String,
+        config_map: String,
+        key: String,
+    },
+    #[error("volume {volume:?}: secret {secret:?}: references non-existent secret key: {key}")]
+    SecretKeyNotFound {
+        volume: String,
+        secret: String,
+        key: String,
+    },
+    /// A downwardAPI `fieldRef` the downward API does not offer.
+    #[error("volume {volume:?}: item {path:?}: unsupported fieldPath: {field_path}")]
+    DownwardField {
+        volume: String,
+        path: String,
+        field_path: String,
+    },
+    /// A `resourceFieldRef.containerName` naming no container or init container.
+    #[error("volume {volume:?}: item {path:?}: container {container:?} not found")]
+    DownwardContainer {
+        volume: String,
+        path: String,
+        container: String,
+    },
+    #[error("volume {volume:?}: item {path:?}: resourceFieldRef cannot be resolved")]
+    DownwardResource {
+        volume: String,
+        path: String,
+        #[source]
+        source: DownwardError,
+    },
+    /// A file path of a configMap, secret, downwardAPI or projected volume that the
+    /// kubelet's `validatePath` refuses (`reason` is its wording).
+    #[error("volume {volume:?}: invalid path {path:?}: {reason}")]
+    InvalidProjectionPath {
+        volume: String,
+        path: String,
+        reason: &'static str,
+    },
+    /// A secret, downwardAPI or projected volume's tmpfs is gone (the sandbox was
+    /// released): its files are not written to the disk below.
+    #[error("volume {volume:?}: its tmpfs at {} is not mounted", dir.display())]
+    VolumeNotMounted { volume: String, dir: PathBuf },
     /// The subPath resolves (through a symlink) to somewhere outside the volume.
     #[error("volume {volume:?}: subPath {sub_path:?} escapes the volume")]
     SubPathEscapes { volume: String, sub_path: String },
@@ -265,7 +333,7 @@ impl Sandbox {
             }
         }
         let mut sandbox = sandbox;
-        match sandbox.populate(cfg.pod) {
+        match sandbox.populate(cfg) {
             Ok(warnings) => {
                 sandbox.dns_warnings = warnings;
                 tracing::debug!(pod = %pod_name(cfg.pod), dir = %sandbox.dir.display(), "sandbox created");
@@ -283,7 +351,8 @@ impl Sandbox {
 
     /// Makes the sandbox's dirs, files, namespaces and volumes; returns the warnings forming
     /// its resolv.conf gave.
-    fn populate(&self, pod: &Pod) -> Result<Vec<String>, SandboxError> {
+    fn populate(&self, cfg: SandboxConfig<'_>) -> Result<Vec<String>, SandboxError> {
+        let pod = cfg.pod;
         let mkdir = |path: PathBuf, mode: u32| {
             std::fs::DirBuilder::new()
                 .mode(mode)
@@ -320,27 +389,123 @@ impl Sandbox {
             SHM_OPTIONS,
         )?;
 
-        let spec_volumes = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.as_deref())
-            .unwrap_or_default();
-        // The kubelet gives `fsGroup` the pod's emptyDirs (hostPaths stay as they are).
-        let fs_group = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.security_context.as_ref())
-            .and_then(|sc| sc.fs_group)
-            .and_then(|g| u32::try_from(g).ok());
-        for volume in spec_volumes {
-            if let Some(root) = self.volumes.get(&volume.name) {
-                volumes::set_up(volume, root)?;
-                if let (VolumeRoot::EmptyDir(dir), Some(gid)) = (root, fs_group) {
-                    ownership::set_volume_ownership(dir, gid)?;
+        if !cfg.objects.is_empty() {
+            self.keep_objects(cfg.objects)?;
+        }
+
+        // The kubelet gives `fsGroup` the pod's emptyDirs and (with the read-only mask) its
+        // configMap, secret, downwardAPI and projected volumes; hostPaths stay as they are.
+        let fs_group = fs_group(pod);
+        for volume in spec_volumes(pod) {
+            let Some(root) = self.volumes.get(&volume.name) else {
+                continue;
+            };
+            match root {
+                VolumeRoot::Projected { dir, .. } => {
+                    // Like the kubelet: the objects are read before the volume is made, and
+                    // the tmpfs is mounted before any file is written into it.
+                    let files = payload::payload(volume, pod, cfg.objects, cfg.live)?;
+                    volumes::set_up(volume, root)?;
+                    projection::write(&volume.name, dir, &files, fs_group)?;
                 }
+                VolumeRoot::EmptyDir(dir) => {
+                    volumes::set_up(volume, root)?;
+                    if let Some(gid) = fs_group {
+                        ownership::set_volume_ownership(dir, gid, ownership::Access::ReadWrite)?;
+                    }
+                }
+                VolumeRoot::HostPath(_) => volumes::set_up(volume, root)?,
             }
         }
         Ok(dns_warnings)
+    }
+
+    /// Keeps the pod's ConfigMaps and Secrets for a supervisor that adopts the pod (its
+    /// containers' env is built from them at every restart): on a tmpfs of root's alone,
+    /// since Secrets must never reach the disk; gone after a reboot, as the pins are.
+    fn keep_objects(&self, objects: &crate::manifest::Objects) -> Result<(), SandboxError> {
+        let dir = self.dir.join(OBJECTS_DIR);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| SandboxError::Io {
+                op: "create",
+                path: dir.clone(),
+                source,
+            })?;
+        mounts::mount_tmpfs(
+            &dir,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            "mode=0700",
+        )?;
+        let json = objects.to_json().map_err(|e| SandboxError::Io {
+            op: "encode objects",
+            path: dir.clone(),
+            source: e.into(),
+        })?;
+        files::write_private(&dir.join(OBJECTS_FILE), &json)
+    }
+
+    /// The ConfigMaps and Secrets kept for the pod in `dir` (none when it was given none).
+    pub fn kept_objects(dir: &Path) -> Result<crate::manifest::Objects, SandboxError> {
+        let path = dir.join(OBJECTS_DIR).join(OBJECTS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                crate::manifest::Objects::from_json(&bytes).map_err(|e| SandboxError::Io {
+                    op: "decode objects",
+                    path,
+                    source: e.into(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(source) => Err(SandboxError::Io {
+                op: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Whether containers must mount `volume` read-only whatever their `readOnly` says:
+    /// configMap, secret, downwardAPI and projected volumes (the kubelet's read-only
+    /// plugins). `false` for a volume the pod does not have.
+    pub fn is_read_only_volume(&self, volume: &str) -> bool {
+        matches!(self.volumes.get(volume), Some(VolumeRoot::Projected { .. }))
+    }
+
+    /// Recomputes every configMap, secret, downwardAPI and projected volume of `pod` (the
+    /// pod this sandbox was made for) from `objects` and `live`, and publishes each changed
+    /// one atomically (containers see the old files or the new ones, never a mix). Returns
+    /// the names of the volumes that changed.
+    ///
+    /// Every volume is tried; if some failed, the first error is returned (the others'
+    /// updates stand, and a failed one keeps its previous files). Calls for one sandbox
+    /// must not overlap. Blocking.
+    pub fn update_projected(
+        &self,
+        pod: &Pod,
+        objects: &Objects,
+        live: &LiveFields,
+    ) -> Result<Vec<String>, SandboxError> {
+        let fs_group = fs_group(pod);
+        let mut changed = Vec::new();
+        let mut first_error = None;
+        for volume in spec_volumes(pod) {
+            let Some(VolumeRoot::Projected { dir, tmpfs }) = self.volumes.get(&volume.name) else {
+                continue;
+            };
+            match update_volume(volume, dir, *tmpfs, pod, objects, live, fs_group) {
+                Ok(Written::Updated) => changed.push(volume.name.clone()),
+                Ok(Written::Unchanged) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(changed),
+        }
     }
 
     /// The root of the pause process of a `shareProcessNamespace` pod: an empty dir holding
@@ -413,8 +578,9 @@ impl Sandbox {
     }
 
     /// Releases the kernel resources of a finished pod but keeps its files: detaches every
-    /// mount below `dir` (namespace pins, shm, `medium: Memory` volumes, whose content is
-    /// lost) and leaves disk emptyDirs, the etc files and anything else in `dir` for
+    /// mount below `dir` (namespace pins, shm, `medium: Memory` volumes and the tmpfs of
+    /// secret, downwardAPI and projected volumes, whose content is lost) and leaves disk
+    /// emptyDirs and configMap volumes, the etc files and anything else in `dir` for
     /// inspection until [`Sandbox::destroy`]. Idempotent; a missing dir is `Ok`.
     pub fn release(dir: &Path) -> Result<(), SandboxError> {
         let Some(canonical) = canonical_dir(dir)? else {
@@ -520,6 +686,48 @@ fn unmount_all_under(canonical: &Path) -> Result<Vec<PathBuf>, SandboxError> {
         remaining = mounts::mount_points_under(canonical)?;
     }
     Ok(remaining)
+}
+
+/// Rewrites one projected volume of a running sandbox.
+fn update_volume(
+    volume: &Volume,
+    dir: &Path,
+    tmpfs: bool,
+    pod: &Pod,
+    objects: &Objects,
+    live: &LiveFields,
+    fs_group: Option<u32>,
+) -> Result<Written, SandboxError> {
+    let files = payload::payload(volume, pod, objects, live)?;
+    if tmpfs {
+        let mounted = canonical_dir(dir)?
+            .map(|c| mounts::is_mount_point(&c))
+            .transpose()?
+            .unwrap_or(false);
+        if !mounted {
+            return Err(SandboxError::VolumeNotMounted {
+                volume: volume.name.clone(),
+                dir: dir.to_owned(),
+            });
+        }
+    }
+    projection::write(&volume.name, dir, &files, fs_group)
+}
+
+fn spec_volumes(pod: &Pod) -> &[Volume] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default()
+}
+
+/// The pod's `securityContext.fsGroup`, if it is a valid gid.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.fs_group)
+        .and_then(|g| u32::try_from(g).ok())
 }
 
 fn pod_name(pod: &Pod) -> String {

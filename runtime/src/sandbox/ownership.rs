@@ -1,8 +1,9 @@
 //! `spec.securityContext.fsGroup` on a pod's volumes, as the kubelet's `SetVolumeOwnership`
-//! (`pkg/volume/volume_linux.go`) applies it to emptyDir volumes: everything in the volume
-//! gets group `fsGroup` and becomes group-readable and -writable, directories also
+//! (`pkg/volume/volume_linux.go`) applies it: everything in the volume gets group `fsGroup`
+//! and becomes group-readable (and -writable for emptyDirs), directories also
 //! group-searchable and setgid, so that what containers create later inherits the group.
-//! hostPath volumes are never changed (the kubelet does not either).
+//! The kubelet's read-only plugins (configMap, secret, downwardAPI, projected) get the
+//! read-only mask. hostPath volumes are never changed (the kubelet does not either).
 //!
 //! `fsGroupChangePolicy: OnRootMismatch` only skips the walk for a volume whose root already
 //! matches; podctl applies ownership once, to a new and empty emptyDir, where both policies
@@ -14,32 +15,57 @@ use std::path::Path;
 
 use super::SandboxError;
 
-/// Group read and write, added to every file (the kubelet's `rwMask`).
-const GROUP_RW: u32 = 0o660;
+/// User and group read and write, added to every file of a writable volume (`rwMask`).
+const RW_MASK: u32 = 0o660;
+/// User and group read, added to every file of a read-only volume (`roMask`).
+const RO_MASK: u32 = 0o440;
 /// Added to directories: setgid and search (`os.ModeSetgid` and `execMask`).
 const DIR_BITS: u32 = 0o2000 | 0o110;
 
-/// Gives the tree at `path` (not following symlinks) the group `fs_group` and the group
-/// permissions above. Symlinks get the group but keep their mode (a chmod would reach their
-/// target).
-pub(crate) fn set_volume_ownership(path: &Path, fs_group: u32) -> Result<(), SandboxError> {
+/// Which of the kubelet's masks a volume gets: its plugin's `ReadOnly` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// emptyDir.
+    ReadWrite,
+    /// configMap, secret, downwardAPI, projected.
+    ReadOnly,
+}
+
+impl Access {
+    /// The bits OR-ed into a file's mode (directories also get [`DIR_BITS`]).
+    pub(crate) fn mask(self) -> u32 {
+        match self {
+            Access::ReadWrite => RW_MASK,
+            Access::ReadOnly => RO_MASK,
+        }
+    }
+}
+
+/// Gives the tree at `path` (not following symlinks) the group `fs_group` and the
+/// permissions of `access`. Symlinks get the group but keep their mode (a chmod would
+/// reach their target).
+pub(crate) fn set_volume_ownership(
+    path: &Path,
+    fs_group: u32,
+    access: Access,
+) -> Result<(), SandboxError> {
     let io = |op, source| SandboxError::Io {
         op,
         path: path.to_owned(),
         source,
     };
     let meta = std::fs::symlink_metadata(path).map_err(|e| io("stat volume", e))?;
-    change(path, &meta, fs_group)?;
+    change(path, &meta, fs_group, access)?;
     if meta.is_dir() {
         for entry in std::fs::read_dir(path).map_err(|e| io("read volume directory", e))? {
             let entry = entry.map_err(|e| io("read volume directory", e))?;
-            set_volume_ownership(&entry.path(), fs_group)?;
+            set_volume_ownership(&entry.path(), fs_group, access)?;
         }
     }
     Ok(())
 }
 
-fn change(path: &Path, meta: &Metadata, fs_group: u32) -> Result<(), SandboxError> {
+fn change(path: &Path, meta: &Metadata, fs_group: u32, access: Access) -> Result<(), SandboxError> {
     let io = |op, source| SandboxError::Io {
         op,
         path: path.to_owned(),
@@ -50,7 +76,7 @@ fn change(path: &Path, meta: &Metadata, fs_group: u32) -> Result<(), SandboxErro
     if meta.file_type().is_symlink() {
         return Ok(());
     }
-    let mut mode = (meta.mode() & 0o7777) | GROUP_RW;
+    let mut mode = (meta.mode() & 0o7777) | access.mask();
     if meta.is_dir() {
         mode |= DIR_BITS;
     }
@@ -83,7 +109,7 @@ mod tests {
         std::fs::set_permissions(&outside, Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
 
-        set_volume_ownership(&root, 2000).unwrap();
+        set_volume_ownership(&root, 2000, Access::ReadWrite).unwrap();
 
         assert_eq!(gid_mode(&root), (2000, 0o2777));
         assert_eq!(gid_mode(&root.join("sub")), (2000, 0o2770));
@@ -96,7 +122,26 @@ mod tests {
         std::fs::create_dir(root.join("later")).unwrap();
         assert_eq!(gid_mode(&root.join("later")).0, 2000);
 
-        let err = set_volume_ownership(&tmp.path().join("missing"), 2000).unwrap_err();
+        let err =
+            set_volume_ownership(&tmp.path().join("missing"), 2000, Access::ReadWrite).unwrap_err();
         assert!(matches!(err, SandboxError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn read_only_volumes_get_group_read_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("vol");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(root.join("secret"), "x").unwrap();
+        std::fs::set_permissions(root.join("secret"), Permissions::from_mode(0o400)).unwrap();
+        std::fs::write(root.join("script"), "x").unwrap();
+        std::fs::set_permissions(root.join("script"), Permissions::from_mode(0o700)).unwrap();
+
+        set_volume_ownership(&root, 2000, Access::ReadOnly).unwrap();
+
+        assert_eq!(gid_mode(&root), (2000, 0o2755));
+        assert_eq!(gid_mode(&root.join("secret")), (2000, 0o440));
+        assert_eq!(gid_mode(&root.join("script")), (2000, 0o740));
     }
 }

@@ -78,6 +78,8 @@ fn create_inspect_destroy() {
     let sb = Sandbox::create(SandboxConfig {
         dir: &dir,
         pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -160,6 +162,8 @@ fn create_inspect_destroy() {
     let err = Sandbox::create(SandboxConfig {
         dir: &dir,
         pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
     })
     .unwrap_err();
     assert!(
@@ -172,7 +176,9 @@ fn create_inspect_destroy() {
     assert_eq!(
         Sandbox::planned(SandboxConfig {
             dir: &dir,
-            pod: &pod
+            pod: &pod,
+            objects: &Objects::default(),
+            live: &LiveFields::default(),
         })
         .unwrap(),
         sb
@@ -202,6 +208,8 @@ fn failed_create_cleans_up() {
     let err = Sandbox::create(SandboxConfig {
         dir: &dir,
         pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
     })
     .unwrap_err();
     match &err {
@@ -229,6 +237,8 @@ fn host_network_uses_node_namespaces() {
     let sb = Sandbox::create(SandboxConfig {
         dir: &dir,
         pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -251,6 +261,8 @@ fn spec_hostname_overrides_pod_name() {
     let sb = Sandbox::planned(SandboxConfig {
         dir: Path::new("/nonexistent/p"),
         pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
     })
     .unwrap();
     assert_eq!(sb.hostname_value, "custom");
@@ -267,6 +279,8 @@ fn set_hostname_as_fqdn_puts_the_fqdn_in_the_kernel_hostname() {
         Sandbox::planned(SandboxConfig {
             dir: Path::new("/nonexistent/p"),
             pod: &pod,
+            objects: &Objects::default(),
+            live: &LiveFields::default(),
         })
     };
     let sb = planned("web", Some("db")).unwrap();
@@ -335,6 +349,8 @@ fn host_ipc_is_refused() {
     let err = Sandbox::planned(SandboxConfig {
         dir: Path::new("/nonexistent/p"),
         pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
     })
     .unwrap_err();
     assert!(err.to_string().contains("spec.hostIPC"), "{err}");
@@ -357,6 +373,8 @@ fn release_keeps_files_but_drops_mounts() {
     let sb = Sandbox::create(SandboxConfig {
         dir: &dir,
         pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -386,6 +404,8 @@ fn bad_size_limit_is_reported() {
     let err = Sandbox::create(SandboxConfig {
         dir: &dir,
         pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
     })
     .unwrap_err();
     assert!(
@@ -394,4 +414,387 @@ fn bad_size_limit_is_reported() {
     );
     assert!(!dir.exists());
     assert!(mounts_under(tmp.path()).is_empty());
+}
+
+fn objects(value: serde_json::Value) -> Objects {
+    let mut objects = Objects::default();
+    for item in value.as_array().expect("a list of objects") {
+        let name = item["metadata"]["name"].as_str().unwrap().to_owned();
+        match item["kind"].as_str() {
+            Some("ConfigMap") => {
+                objects
+                    .config_maps
+                    .insert(name, serde_json::from_value(item.clone()).unwrap());
+            }
+            Some("Secret") => {
+                objects
+                    .secrets
+                    .insert(name, serde_json::from_value(item.clone()).unwrap());
+            }
+            other => panic!("kind {other:?}"),
+        }
+    }
+    objects
+}
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn gid_of(p: &Path) -> u32 {
+    std::os::unix::fs::MetadataExt::gid(&std::fs::symlink_metadata(p).unwrap())
+}
+
+/// The entries of a dir, sorted (a version dir `..2…` sorts before `..data`).
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The version dir `..data` names.
+fn data_version(volume: &Path) -> String {
+    std::fs::read_link(volume.join("..data"))
+        .unwrap()
+        .into_os_string()
+        .into_string()
+        .unwrap()
+}
+
+fn is_tmpfs(path: &Path) -> bool {
+    let canonical = path.canonicalize().unwrap();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().any(|l| {
+        l.split(' ').nth(4) == Some(canonical.to_str().unwrap()) && l.contains(" - tmpfs ")
+    })
+}
+
+/// A pod with one volume of each API-data kind and an emptyDir.
+fn api_data_pod(fs_group: Option<i64>) -> Pod {
+    pod(json!({
+        "metadata": {"name": "cfg"},
+        "spec": {
+            "securityContext": {"fsGroup": fs_group},
+            "containers": [{"name": "c"}],
+            "volumes": [
+                {"name": "conf", "configMap": {"name": "app", "defaultMode": 0o440, "items": [
+                    {"key": "app.conf", "path": "etc/app.conf"},
+                    {"key": "run.sh", "path": "run.sh", "mode": 0o755},
+                ]}},
+                {"name": "creds", "secret": {"secretName": "db", "defaultMode": 0o400}},
+                {"name": "both", "projected": {"sources": [
+                    {"configMap": {"name": "app", "items": [{"key": "app.conf", "path": "app.conf"}]}},
+                    {"secret": {"name": "db", "items": [{"key": "password", "path": "db/password"}]}},
+                ]}},
+                {"name": "maybe", "configMap": {"name": "absent", "optional": true}},
+                {"name": "scratch", "emptyDir": {}},
+            ],
+        },
+    }))
+}
+
+fn api_data_objects(conf: &str) -> Objects {
+    objects(json!([
+        {"kind": "ConfigMap", "metadata": {"name": "app"},
+         "data": {"app.conf": conf, "run.sh": "#!/bin/sh\n"}},
+        {"kind": "Secret", "metadata": {"name": "db"},
+         "data": {"password": "aHVudGVyMg==", "user": "YWRtaW4="}},
+    ]))
+}
+
+#[test]
+fn api_data_volumes_are_laid_out_like_the_kubelet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cfg");
+    let pod = api_data_pod(None);
+    let objects = api_data_objects("a=1\n");
+    let config = SandboxConfig {
+        dir: &dir,
+        pod: &pod,
+        objects: &objects,
+        live: &LiveFields::default(),
+    };
+    let sb = Sandbox::create(config).unwrap();
+    let _cleanup = Cleanup(dir.clone());
+
+    let conf = sb.volume_path("conf", "").unwrap();
+    assert_eq!(conf, dir.join("volumes/conf"));
+    let version = data_version(&conf);
+    assert!(version.starts_with("..") && version.len() > 22, "{version}");
+    assert_eq!(names(&conf), [&version, "..data", "etc", "run.sh"]);
+    assert_eq!(
+        std::fs::read_link(conf.join("etc")).unwrap(),
+        Path::new("..data/etc")
+    );
+    assert_eq!(
+        std::fs::read_to_string(conf.join("etc/app.conf")).unwrap(),
+        "a=1\n"
+    );
+    assert_eq!(mode_of(&conf.join("..data/etc/app.conf")), 0o440);
+    assert_eq!(mode_of(&conf.join("..data/run.sh")), 0o755);
+    assert_eq!(mode_of(&conf.join(&version)), 0o755);
+    // configMap volumes are on disk, like the kubelet's; the others are tmpfs.
+    assert!(!mounts::is_mount_point(&conf.canonicalize().unwrap()).unwrap());
+    let creds = sb.volume_path("creds", "").unwrap();
+    assert!(is_tmpfs(&creds));
+    assert!(is_tmpfs(&sb.volume_path("both", "").unwrap()));
+    assert_eq!(
+        std::fs::read_to_string(creds.join("password")).unwrap(),
+        "hunter2"
+    );
+    assert_eq!(mode_of(&creds.join("..data/user")), 0o400);
+
+    let both = sb.volume_path("both", "").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(both.join("app.conf")).unwrap(),
+        "a=1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(both.join("db/password")).unwrap(),
+        "hunter2"
+    );
+    assert_eq!(mode_of(&both.join("..data/db/password")), 0o644);
+
+    // An optional ConfigMap that is not given: an empty volume.
+    let maybe = sb.volume_path("maybe", "").unwrap();
+    assert_eq!(names(&maybe), [&data_version(&maybe), "..data"]);
+
+    for name in ["conf", "creds", "both", "maybe"] {
+        assert!(sb.is_read_only_volume(name), "{name}");
+    }
+    assert!(!sb.is_read_only_volume("scratch"));
+    assert!(!sb.is_read_only_volume("nope"));
+
+    // A subPath of a key resolves through the links into the current version.
+    let m = VolumeMount {
+        name: "conf".into(),
+        mount_path: "/etc/app.conf".into(),
+        sub_path: Some("etc/app.conf".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        sb.mount_source(&m).unwrap(),
+        conf.canonicalize()
+            .unwrap()
+            .join(&version)
+            .join("etc/app.conf")
+    );
+
+    // Planning reads no objects: an adopted pod is addressed without them.
+    let replanned = Sandbox::planned(SandboxConfig {
+        objects: &Objects::default(),
+        ..config
+    })
+    .unwrap();
+    assert_eq!(replanned, sb);
+
+    Sandbox::destroy(&dir).unwrap();
+    assert!(mounts_under(tmp.path()).is_empty());
+}
+
+#[test]
+fn update_projected_rewrites_changed_volumes_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cfg");
+    let pod = api_data_pod(None);
+    let live = LiveFields::default();
+    let sb = Sandbox::create(SandboxConfig {
+        dir: &dir,
+        pod: &pod,
+        objects: &api_data_objects("a=1\n"),
+        live: &live,
+    })
+    .unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    let conf = sb.volume_path("conf", "").unwrap();
+    let creds = sb.volume_path("creds", "").unwrap();
+    let (conf_v1, creds_v1) = (data_version(&conf), data_version(&creds));
+
+    let same = sb
+        .update_projected(&pod, &api_data_objects("a=1\n"), &live)
+        .unwrap();
+    assert!(same.is_empty(), "{same:?}");
+    assert_eq!(data_version(&conf), conf_v1);
+
+    let changed = sb
+        .update_projected(&pod, &api_data_objects("a=2\n"), &live)
+        .unwrap();
+    assert_eq!(changed, ["conf", "both"]);
+    let conf_v2 = data_version(&conf);
+    assert_ne!(conf_v2, conf_v1);
+    assert_eq!(
+        std::fs::read_to_string(conf.join("etc/app.conf")).unwrap(),
+        "a=2\n"
+    );
+    assert!(!conf.join(&conf_v1).exists(), "the old version is removed");
+    assert_eq!(names(&conf), [&conf_v2, "..data", "etc", "run.sh"]);
+    assert_eq!(data_version(&creds), creds_v1);
+
+    // The optional ConfigMap appears: its volume fills.
+    let mut objects = api_data_objects("a=2\n");
+    objects.config_maps.insert(
+        "absent".into(),
+        serde_json::from_value(json!({"metadata": {"name": "absent"}, "data": {"k": "v"}}))
+            .unwrap(),
+    );
+    let changed = sb.update_projected(&pod, &objects, &live).unwrap();
+    assert_eq!(changed, ["maybe"]);
+    let maybe = sb.volume_path("maybe", "").unwrap();
+    assert_eq!(std::fs::read_to_string(maybe.join("k")).unwrap(), "v");
+
+    // The Secret goes away: its volumes fail and keep their files, the others still
+    // update.
+    objects.secrets.clear();
+    objects.config_maps.remove("absent");
+    let err = sb.update_projected(&pod, &objects, &live).unwrap_err();
+    assert!(
+        matches!(&err, SandboxError::SecretNotFound { volume, secret } if volume == "creds" && secret == "db"),
+        "{err}"
+    );
+    assert_eq!(data_version(&creds), creds_v1);
+    assert_eq!(
+        std::fs::read_to_string(creds.join("password")).unwrap(),
+        "hunter2"
+    );
+    assert_eq!(names(&maybe), [&data_version(&maybe), "..data"]);
+}
+
+#[test]
+fn a_released_tmpfs_volume_is_not_written_to_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cfg");
+    let pod = api_data_pod(None);
+    let live = LiveFields::default();
+    let sb = Sandbox::create(SandboxConfig {
+        dir: &dir,
+        pod: &pod,
+        objects: &api_data_objects("a=1\n"),
+        live: &live,
+    })
+    .unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    Sandbox::release(&dir).unwrap();
+    let creds = sb.volume_path("creds", "").unwrap();
+    // The tmpfs took the secret with it.
+    assert!(names(&creds).is_empty());
+    let err = sb
+        .update_projected(&pod, &api_data_objects("a=2\n"), &live)
+        .unwrap_err();
+    assert!(
+        matches!(&err, SandboxError::VolumeNotMounted { volume, .. } if volume == "creds"),
+        "{err}"
+    );
+    assert!(names(&creds).is_empty());
+    assert!(names(&sb.volume_path("both", "").unwrap()).is_empty());
+}
+
+#[test]
+fn fs_group_owns_api_data_volumes_read_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cfg");
+    let pod = api_data_pod(Some(2000));
+    let sb = Sandbox::create(SandboxConfig {
+        dir: &dir,
+        pod: &pod,
+        objects: &api_data_objects("a=1\n"),
+        live: &LiveFields::default(),
+    })
+    .unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    let conf = sb.volume_path("conf", "").unwrap();
+    let version = conf.join(data_version(&conf));
+    // Disk root 0777 and tmpfs root 1777, each with setgid.
+    assert_eq!((gid_of(&conf), mode_of(&conf)), (2000, 0o2777));
+    assert_eq!((gid_of(&version), mode_of(&version)), (2000, 0o2755));
+    assert_eq!(mode_of(&version.join("etc")), 0o2755);
+    assert_eq!(
+        (
+            gid_of(&version.join("etc/app.conf")),
+            mode_of(&version.join("etc/app.conf"))
+        ),
+        (2000, 0o440)
+    );
+    assert_eq!(mode_of(&version.join("run.sh")), 0o755);
+    let creds = sb.volume_path("creds", "").unwrap();
+    assert_eq!((gid_of(&creds), mode_of(&creds)), (2000, 0o3777));
+    // 0400 | the read-only mask 0440.
+    assert_eq!(mode_of(&creds.join("..data/password")), 0o440);
+    assert_eq!(gid_of(&creds.join("..data/password")), 2000);
+    // emptyDirs keep the read-write mask.
+    let scratch = sb.volume_path("scratch", "").unwrap();
+    assert_eq!((gid_of(&scratch), mode_of(&scratch)), (2000, 0o2777));
+}
+
+#[test]
+fn missing_objects_and_bad_paths_fail_create_and_clean_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            json!({"name": "conf", "configMap": {"name": "nope"}}),
+            "volume \"conf\": configmap \"nope\" not found",
+        ),
+        (
+            json!({"name": "creds", "secret": {"secretName": "db",
+                "items": [{"key": "token", "path": "t"}]}}),
+            "volume \"creds\": secret \"db\": references non-existent secret key: token",
+        ),
+        (
+            json!({"name": "conf", "configMap": {"name": "app",
+                "items": [{"key": "app.conf", "path": "../escape"}]}}),
+            "volume \"conf\": invalid path \"../escape\": must not contain '..'",
+        ),
+        (
+            json!({"name": "conf", "configMap": {"name": "app",
+                "items": [{"key": "app.conf", "path": "..data"}]}}),
+            "volume \"conf\": invalid path \"..data\": must not start with '..'",
+        ),
+    ];
+    for (i, (volume, message)) in cases.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("p{i}"));
+        let pod = pod(json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "c"}],
+                // A tmpfs volume first: it must be unmounted by the cleanup.
+                "volumes": [{"name": "mem", "secret": {"secretName": "db"}}, volume],
+            },
+        }));
+        let err = Sandbox::create(SandboxConfig {
+            dir: &dir,
+            pod: &pod,
+            objects: &api_data_objects("a=1\n"),
+            live: &LiveFields::default(),
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), message);
+        assert!(!dir.exists());
+        assert!(mounts_under(tmp.path()).is_empty());
+    }
+}
+
+#[test]
+fn unsupported_projected_sources_are_refused_when_planning() {
+    let pod = pod(json!({
+        "metadata": {"name": "p"},
+        "spec": {
+            "containers": [{"name": "c"}],
+            "volumes": [{"name": "token", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token"}},
+            ]}}],
+        },
+    }));
+    let err = Sandbox::planned(SandboxConfig {
+        dir: Path::new("/nonexistent/p"),
+        pod: &pod,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "volume \"token\": projected source serviceAccountToken is not supported"
+    );
 }

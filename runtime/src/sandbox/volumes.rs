@@ -1,5 +1,6 @@
 //! Pod volumes: emptyDir directories (or tmpfs for `medium: Memory`), hostPath type checks,
-//! and safe subPath resolution.
+//! the directories (or tmpfs) of configMap, secret, downwardAPI and projected volumes (their
+//! files are written by `projection`), and safe subPath resolution.
 
 use std::fs::Permissions;
 use std::io::ErrorKind;
@@ -9,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use k8s_openapi::api::core::v1::Volume;
 use nix::mount::MsFlags;
 
-use super::{mounts, SandboxError};
+use super::{mounts, payload, SandboxError};
 
 /// Where a volume's content lives on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,33 +19,66 @@ pub(crate) enum VolumeRoot {
     EmptyDir(PathBuf),
     /// A host path, never created inside nor removed with the state dir.
     HostPath(PathBuf),
+    /// `<state dir>/volumes/<name>` of a configMap, secret, downwardAPI or projected
+    /// volume: files the sandbox writes (`projection`), read-only to containers.
+    /// `tmpfs` for all but configMap: the kubelet wraps them in a `medium: Memory` emptyDir
+    /// (configMap in a disk one), so that secrets never reach a disk.
+    Projected { dir: PathBuf, tmpfs: bool },
 }
 
 impl VolumeRoot {
     pub(crate) fn path(&self) -> &Path {
         match self {
-            VolumeRoot::EmptyDir(p) | VolumeRoot::HostPath(p) => p,
+            VolumeRoot::EmptyDir(p)
+            | VolumeRoot::HostPath(p)
+            | VolumeRoot::Projected { dir: p, .. } => p,
         }
     }
 }
 
 /// Where each volume of the pod lives (no I/O).
 pub(crate) fn plan(volumes_dir: &Path, volume: &Volume) -> Result<VolumeRoot, SandboxError> {
+    let dir = || volumes_dir.join(&volume.name);
     if let Some(hp) = &volume.host_path {
         Ok(VolumeRoot::HostPath(PathBuf::from(&hp.path)))
     } else if volume.empty_dir.is_some() {
-        Ok(VolumeRoot::EmptyDir(volumes_dir.join(&volume.name)))
+        Ok(VolumeRoot::EmptyDir(dir()))
+    } else if volume.config_map.is_some() {
+        payload::check(volume)?;
+        Ok(VolumeRoot::Projected {
+            dir: dir(),
+            tmpfs: false,
+        })
+    } else if volume.secret.is_some() || volume.downward_api.is_some() || volume.projected.is_some()
+    {
+        payload::check(volume)?;
+        Ok(VolumeRoot::Projected {
+            dir: dir(),
+            tmpfs: true,
+        })
     } else {
         Err(SandboxError::UnsupportedVolume {
             volume: volume.name.clone(),
-            reason: "only emptyDir and hostPath volumes are supported".into(),
+            reason: "only emptyDir, hostPath, configMap, secret, downwardAPI and projected \
+                     volumes are supported"
+                .into(),
         })
     }
 }
 
-/// Creates (emptyDir) or checks (hostPath) one volume.
+/// Creates (emptyDir; the empty dir of a projected volume) or checks (hostPath) one volume.
 pub(crate) fn set_up(volume: &Volume, root: &VolumeRoot) -> Result<(), SandboxError> {
     match root {
+        VolumeRoot::Projected { dir, tmpfs } => {
+            // The wrapped emptyDir's 0777; its content is published read-only anyway.
+            create_dir(dir, 0o777)?;
+            if *tmpfs {
+                // No size: the kernel's default. The kubelet sizes it to the pod's memory
+                // limit or the node's allocatable memory; podctl does not yet.
+                mounts::mount_tmpfs(dir, MsFlags::empty(), "")?;
+            }
+            Ok(())
+        }
         VolumeRoot::EmptyDir(dir) => {
             let spec = volume.empty_dir.as_ref();
             // The kubelet makes emptyDirs 0777 so that containers running as any user can
