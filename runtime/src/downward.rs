@@ -92,8 +92,9 @@ pub fn namespace(pod: &Pod) -> &str {
         .unwrap_or("default")
 }
 
-/// `metadata.labels['key']` → (`metadata.labels`, `key`).
-fn subscripted(path: &str) -> Option<(&str, &str)> {
+/// `metadata.labels['key']` → (`metadata.labels`, `key`): fieldpath's
+/// `SplitMaybeSubscriptedPath`.
+pub(crate) fn subscripted(path: &str) -> Option<(&str, &str)> {
     let inner = path.strip_suffix("']")?;
     let (path, key) = inner.split_once("['")?;
     Some((path, key))

@@ -166,7 +166,7 @@ pub fn kubelet_env(
         };
         for (key, value) in data {
             let key = format!("{prefix}{key}");
-            if is_env_var_name(&key) {
+            if crate::manifest::is_env_var_name(&key) {
                 set_var(&mut env, &key, value);
             }
         }
@@ -266,7 +266,7 @@ pub fn env_from_skipped(container: &Container, sources: &EnvSources<'_>) -> Vec<
             .into_iter()
             .flatten()
             .map(|(k, _)| format!("{prefix}{k}"))
-            .filter(|k| !is_env_var_name(k))
+            .filter(|k| !crate::manifest::is_env_var_name(k))
             .collect();
         if !invalid.is_empty() {
             invalid.sort();
@@ -277,16 +277,6 @@ pub fn env_from_skipped(container: &Container, sources: &EnvSources<'_>) -> Vec<
         }
     }
     out
-}
-
-/// `[-._a-zA-Z][-._a-zA-Z0-9]*`, the names validation accepts for `env`.
-fn is_env_var_name(s: &str) -> bool {
-    let mut chars = s.bytes();
-    let word = |c: u8| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_');
-    match chars.next() {
-        Some(first) if word(first) => chars.all(|c| word(c) || c.is_ascii_digit()),
-        _ => false,
-    }
 }
 
 /// Whether a container reads the pod's own addresses (`status.podIP(s)`), which are only

@@ -410,6 +410,8 @@ mod bundle_tests;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use validate::is_env_var_name;
+
 /// Whether `name` is a DNS-1123 label, the form of pod and container names podctl accepts.
 pub fn is_dns_label(name: &str) -> bool {
     validate::dns1123_label(name).is_empty()

@@ -317,10 +317,7 @@ fn field_selector(v: &mut Errors, path: &str, f: &ObjectFieldSelector, supported
         v.push(format!("{path}.fieldPath"), "Required value");
         return;
     }
-    let subscripted = field_path
-        .strip_suffix("']")
-        .and_then(|inner| inner.split_once("['"));
-    if let Some((base, key)) = subscripted {
+    if let Some((base, key)) = crate::downward::subscripted(field_path) {
         match base {
             "metadata.annotations" => {
                 for msg in is_qualified_name(&key.to_lowercase()) {

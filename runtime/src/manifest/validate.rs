@@ -147,7 +147,7 @@ impl Errors {
 
     /// A value from a fixed set; absent or `""` means the default, which the API server
     /// fills in before validating.
-    fn one_of(&mut self, path: &str, value: Option<&str>, supported: &[&str]) {
+    pub(super) fn one_of(&mut self, path: &str, value: Option<&str>, supported: &[&str]) {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             if !supported.contains(&value) {
                 self.unsupported(path, value, supported);
@@ -1304,7 +1304,7 @@ fn is_label(s: &str) -> bool {
 }
 
 /// `[-._a-zA-Z][-._a-zA-Z0-9]*`.
-pub(super) fn is_env_var_name(s: &str) -> bool {
+pub(crate) fn is_env_var_name(s: &str) -> bool {
     let mut chars = s.bytes();
     let word = |c: u8| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_');
     match chars.next() {
