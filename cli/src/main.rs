@@ -118,6 +118,16 @@ enum Command {
     /// Manage images in containerd's store
     #[command(subcommand)]
     Image(commands::image::Command),
+    /// Manage the PersistentVolumeClaims pods use: local directories that outlive the pods
+    ///
+    /// A pod's persistentVolumeClaim volume mounts the claim's directory,
+    /// <root>/<namespace>/claims/<name>/data. The first pod whose file holds the
+    /// PersistentVolumeClaim creates it; it stays when the pod is removed, and later pods
+    /// naming it share it (their files need not hold it again). Its accessModes and storage
+    /// request are recorded (the size is not enforced); a claim given again may only grow its
+    /// storage. ReadWriteOncePod lets one pod at a time use a claim on this host.
+    #[command(subcommand)]
+    Volume(commands::volume::Command),
     /// Show podctl's and containerd's versions, and the daemon's when one answers on --socket
     Version,
 }

@@ -216,13 +216,44 @@ impl Fixture {
         assert_success(&self.podctl(&["rm", pod], None), "podctl rm");
     }
 
-    /// The leak check: nothing in containerd but the image, no mounts, no pod state left.
+    /// What is left under `<root>/<namespace>/claims` but the store's lock and its empty
+    /// dir of admissions under way: claims a test did not remove (`podctl volume rm`), half
+    /// made or half removed ones, admissions never settled.
+    pub fn claim_leaks(&self) -> Vec<PathBuf> {
+        let dir = self.root.path().join(&self.namespace).join("claims");
+        let mut left: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| !p.ends_with(".lock"))
+            .flat_map(|p| {
+                if p.ends_with(".admitting") {
+                    std::fs::read_dir(&p)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path())
+                        .collect()
+                } else {
+                    vec![p]
+                }
+            })
+            .collect();
+        left.sort();
+        left
+    }
+
+    /// The leak check: nothing in containerd but the image, no mounts, no pod state or
+    /// claims left.
     pub async fn finish(self) {
         assert_no_leaks(&self.client, Some(self.root.path())).await;
         let left: Vec<_> = std::fs::read_dir(self.pods_dir())
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "pod state left behind: {left:?}");
+        let claims = self.claim_leaks();
+        assert!(claims.is_empty(), "claims left behind: {claims:?}");
         let net = self.net.leaks();
         assert!(net.is_empty(), "network state left behind: {net:?}");
     }

@@ -289,3 +289,63 @@ async fn objects_from_other_files_and_bad_input_create_nothing() {
     assert_eq!(lines_of(&out, "main"), ["s3cr3t debug"]);
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_map_update_in_the_manifests_dir_reaches_the_running_pod() {
+    let f = Fixture::new("objectsdaemon").await;
+    let dir = f.root.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    let config = |level: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: shared}}\ndata: {{level: {level}}}\n")
+    };
+    std::fs::write(dir.join("shared.yaml"), config("info")).unwrap();
+    // The pod's file holds no ConfigMap: the one in the dir is shared.
+    std::fs::write(
+        dir.join("web.yaml"),
+        pod(
+            "web",
+            r#"
+  terminationGracePeriodSeconds: 2
+  volumes:
+    - name: config
+      configMap: {name: shared}
+  containers:
+    - name: app
+      image: busybox:1.35
+      env:
+        - name: START_LEVEL
+          valueFrom: {configMapKeyRef: {name: shared, key: level}}
+      command:
+        - sh
+        - -c
+        - |
+          echo "env=$START_LEVEL"
+          last=""
+          while true; do
+            now=$(cat /config/level)
+            [ "$now" != "$last" ] && echo "level=$now" && last=$now
+            sleep 0.1
+          done
+      volumeMounts: [{name: config, mountPath: /config}]
+"#,
+        ),
+    )
+    .unwrap();
+    let daemon = f.daemon(&["--manifests-dir", dir.to_str().unwrap()]);
+    f.wait_for_log("web", "app", "level=info");
+    std::fs::write(dir.join("shared.yaml"), config("debug")).unwrap();
+    // The daemon polls the dir every second or so; the volume is swapped atomically.
+    f.wait_for_log("web", "app", "level=debug");
+    let log = std::fs::read_to_string(f.log_path("web", "app", 0)).unwrap();
+    assert!(log.contains("env=info"), "{log}");
+    assert!(
+        !log.contains("env=debug"),
+        "env is read once, at the start: {log}"
+    );
+
+    std::fs::remove_file(dir.join("web.yaml")).unwrap();
+    podctl_integration_tests::wait_for("web removed", || !f.pod_dir("web").exists());
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = daemon.wait(std::time::Duration::from_secs(30));
+    f.finish().await;
+}

@@ -540,9 +540,9 @@ async fn malformed_manifests_are_refused_before_anything_is_created() {
         ),
         ("yaml syntax", "apiVersion: v1\nkind: Pod\nmetadata: [\n".to_string(), "<stdin>"),
         (
-            "not a pod",
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n".to_string(),
-            "kind",
+            "not a kind podctl reads",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: x}\n".to_string(),
+            "kind: Unsupported value: \"Widget\"",
         ),
     ];
     for (what, manifest, expected) in cases {

@@ -1,12 +1,14 @@
 //! podctl's library: Kubernetes `v1 Pod` semantics on one host, driven over containerd's gRPC API.
 
 pub mod cgroups;
+pub mod claims;
 pub mod containerd;
 pub mod daemon;
 pub mod downward;
 pub mod exec;
 pub mod expand;
 pub mod image;
+pub mod jobs;
 pub mod lifecycle;
 pub mod manifest;
 pub mod network;

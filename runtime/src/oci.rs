@@ -1126,6 +1126,7 @@ mod tests {
             pod: p,
             objects: &crate::manifest::Objects::default(),
             live: &crate::downward::LiveFields::default(),
+            claims_dir: Path::new("/nonexistent/claims"),
         })
         .unwrap()
     }
@@ -1888,6 +1889,7 @@ mod tests {
             pod: &p,
             objects: &crate::manifest::Objects::default(),
             live: &crate::downward::LiveFields::default(),
+            claims_dir: Path::new("/nonexistent/claims"),
         })
         .unwrap();
         let shim_group = format!("{id}.group");

@@ -1263,6 +1263,7 @@ mod tests {
             pod: &pod,
             objects: &crate::manifest::Objects::default(),
             live: &crate::downward::LiveFields::default(),
+            claims_dir: std::path::Path::new("/nonexistent/claims"),
         })
         .unwrap();
         struct Destroy(PathBuf);

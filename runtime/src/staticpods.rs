@@ -1,7 +1,10 @@
 //! The static pod directory of `podctl daemon --manifests-dir`, read like the kubelet's
 //! `staticPodPath`: every regular file in the dir (not recursive, symlinks followed, names
-//! starting with `.` skipped) holds one pod, checked exactly as `podctl run` checks a
-//! manifest.
+//! starting with `.` skipped) holds one pod or workload, checked exactly as `podctl run`
+//! checks a manifest, and ConfigMaps, Secrets and claims, which every pod of the dir shares
+//! (a Pod standing alone could not use ConfigMaps on a standalone kubelet; here it can).
+//! When the objects a running pod uses change, [`Change::Objects`] hands them over without
+//! restarting it.
 //!
 //! [`Watcher::poll`] rescans the dir and returns only what changed since the previous poll
 //! (the first poll compares with the pods the daemon already has records of), so the daemon
@@ -49,6 +52,10 @@ pub enum Change {
     },
     /// No file defines this pod any more: stop and remove it.
     Remove { name: String },
+    /// The ConfigMaps or Secrets a running pod uses changed (in its file or another file
+    /// of the dir): its configMap, secret and projected volumes are brought up to date, as
+    /// the kubelet's sync does; the pod itself is not restarted.
+    Objects { pod: Box<RunnablePod> },
     /// A file (or the dir itself) cannot be used; `error` is what `podctl validate` prints
     /// for it. Reported once per content: the same bad file is not reported again.
     Invalid { file: PathBuf, error: String },
@@ -85,6 +92,9 @@ struct Running {
     /// `None` for a pod known from an earlier daemon run: its file is not known.
     file: Option<PathBuf>,
     hash: String,
+    /// What the pod's ConfigMaps and Secrets were when last handed over; `None` for a pod
+    /// known from an earlier daemon run (its volumes are brought up to date once).
+    objects: Option<String>,
 }
 
 /// What makes an invalid file's report new: its content, or a different verdict on it
@@ -99,10 +109,14 @@ struct Report {
 enum Read {
     /// Deleted between listing and reading.
     Gone,
+    /// ConfigMaps, Secrets or claims only: shared by the dir's pods.
+    Objects,
     Valid {
         name: String,
         pod: Box<RunnablePod>,
         hash: String,
+        /// The hash of the objects the pod uses.
+        objects: String,
     },
     Invalid(Report),
 }
@@ -115,7 +129,14 @@ impl Watcher {
     pub fn new(dir: PathBuf, known: BTreeMap<String, String>) -> Self {
         let pods = known
             .into_iter()
-            .map(|(name, hash)| (name, Running { file: None, hash }))
+            .map(|(name, hash)| {
+                let running = Running {
+                    file: None,
+                    hash,
+                    objects: None,
+                };
+                (name, running)
+            })
             .collect();
         Self {
             dir,
@@ -162,15 +183,58 @@ impl Watcher {
             file: PathBuf,
             pod: Box<RunnablePod>,
             hash: String,
+            objects: String,
         }
         let mut defined: BTreeMap<String, Defined> = BTreeMap::new();
         let mut invalid: Vec<(PathBuf, Report)> = Vec::new();
         // Files whose content is unusable: the pod each of them defined before is kept.
         let mut broken: BTreeSet<PathBuf> = BTreeSet::new();
-        for file in files {
-            match read(&file) {
+        let parsed: Vec<(PathBuf, Parsed)> = files
+            .into_iter()
+            .map(|file| {
+                let parsed = parse(&file);
+                (file, parsed)
+            })
+            .collect();
+        // Every ConfigMap, Secret and claim of the dir is shared by its pods.
+        let mut shared = manifest::Bundle::default();
+        let mut parsed: Vec<(PathBuf, Parsed)> = parsed
+            .into_iter()
+            .map(|(file, p)| {
+                let Parsed::Ok { bundle, hash } = p else {
+                    return (file, p);
+                };
+                let mut with = shared.clone();
+                match with.merge(bundle.objects_only()) {
+                    Ok(()) => {
+                        shared = with;
+                        (file, Parsed::Ok { bundle, hash })
+                    }
+                    Err(e) => {
+                        let error = crate::describe(&e);
+                        let hash = Some(hash);
+                        (file, Parsed::Invalid(Report { hash, error }))
+                    }
+                }
+            })
+            .collect();
+        let reads: Vec<(PathBuf, Read)> = parsed
+            .drain(..)
+            .map(|(file, p)| {
+                let read = resolve(&file, p, &shared);
+                (file, read)
+            })
+            .collect();
+        for (file, read) in reads {
+            match read {
                 Read::Gone => {}
-                Read::Valid { name, pod, hash } => {
+                Read::Objects => {}
+                Read::Valid {
+                    name,
+                    pod,
+                    hash,
+                    objects,
+                } => {
                     if let Some(first) = defined.get(&name) {
                         let error = crate::describe(&StaticPodError::Duplicate {
                             name,
@@ -179,7 +243,13 @@ impl Watcher {
                         let hash = Some(hash);
                         invalid.push((file, Report { hash, error }));
                     } else {
-                        defined.insert(name, Defined { file, pod, hash });
+                        let d = Defined {
+                            file,
+                            pod,
+                            hash,
+                            objects,
+                        };
+                        defined.insert(name, d);
                     }
                 }
                 Read::Invalid(report) => {
@@ -213,7 +283,14 @@ impl Watcher {
                     pod: d.pod,
                     hash: d.hash.clone(),
                 }),
-                // Same content, perhaps under another file name: nothing to restart.
+                // Same content, perhaps under another file name: nothing to restart, but
+                // objects it uses may have changed.
+                Some(running)
+                    if running.objects.as_ref() != Some(&d.objects)
+                        && !(running.objects.is_none() && d.pod.objects.is_empty()) =>
+                {
+                    Some(Change::Objects { pod: d.pod })
+                }
                 Some(_) => None,
             };
             if let Some(change) = change {
@@ -222,6 +299,7 @@ impl Watcher {
             let running = Running {
                 file: Some(d.file),
                 hash: d.hash,
+                objects: Some(d.objects),
             };
             pods.insert(name, running);
         }
@@ -268,41 +346,89 @@ fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn read(file: &Path) -> Read {
+/// One file as parsed by a poll, before the dir's shared objects are known.
+enum Parsed {
+    /// Deleted between listing and reading.
+    Gone,
+    Ok {
+        bundle: Box<manifest::Bundle>,
+        hash: String,
+    },
+    Invalid(Report),
+}
+
+/// Reads and parses one file.
+fn parse(file: &Path) -> Parsed {
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Read::Gone,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Parsed::Gone,
         Err(source) => {
             let error = crate::describe(&ManifestError::Read {
                 path: file.to_owned(),
                 source,
             });
-            return Read::Invalid(Report { hash: None, error });
+            return Parsed::Invalid(Report { hash: None, error });
         }
     };
     let hash = content_hash(&bytes);
-    match load(file, bytes) {
-        Ok(pod) => Read::Valid {
-            // Validation refuses a pod without a name.
-            name: pod.pod.metadata.name.clone().unwrap_or_default(),
-            pod: Box::new(pod),
+    let parsed = String::from_utf8(bytes)
+        .map_err(|e| ManifestError::Read {
+            path: file.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
+        })
+        .and_then(|text| manifest::parse_bundle(&text, &file.display().to_string()));
+    match parsed {
+        Ok(bundle) => Parsed::Ok {
+            bundle: Box::new(bundle),
             hash,
         },
-        Err(e) => Read::Invalid(Report {
+        Err(e) => Parsed::Invalid(Report {
             hash: Some(hash),
             error: crate::describe(&e),
         }),
     }
 }
 
-/// `manifest::load_valid` on bytes already read, so the pod and its hash are of the same
-/// content even if the file changes meanwhile.
-fn load(file: &Path, bytes: Vec<u8>) -> Result<RunnablePod, ManifestError> {
-    let text = String::from_utf8(bytes).map_err(|e| ManifestError::Read {
-        path: file.to_owned(),
-        source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
-    })?;
-    manifest::parse_valid(&text, &file.display().to_string())
+/// A parsed file's pod with the dir's shared objects: every reference resolved.
+fn resolve(file: &Path, parsed: Parsed, shared: &manifest::Bundle) -> Read {
+    let (bundle, hash) = match parsed {
+        Parsed::Gone => return Read::Gone,
+        Parsed::Invalid(report) => return Read::Invalid(report),
+        Parsed::Ok { bundle, hash } => (bundle, hash),
+    };
+    if bundle.pod.is_none() {
+        return Read::Objects;
+    }
+    let mut full = shared.clone();
+    let runnable = full
+        .merge((*bundle).pod_only())
+        .and_then(|()| full.runnable(&file.display().to_string()));
+    let invalid = |error: String| {
+        Read::Invalid(Report {
+            hash: Some(hash.clone()),
+            error,
+        })
+    };
+    match runnable {
+        Err(e) => invalid(crate::describe(&e)),
+        Ok(pod) if matches!(pod.controller, manifest::Controller::Job(_)) => invalid(format!(
+            "{}: a Job in the manifests dir is not supported yet: run it with `podctl run`",
+            file.display()
+        )),
+        // A controller's generated name is derived from the content, so that every poll
+        // names the file's pod the same, and a changed file names a new pod.
+        Ok(pod) => {
+            let pod = pod.renamed(&manifest::seeded_suffix(&hash));
+            let objects = content_hash(&pod.objects.to_json().unwrap_or_default());
+            Read::Valid {
+                // Validation refuses a pod without a name.
+                name: pod.pod.metadata.name.clone().unwrap_or_default(),
+                pod: Box::new(pod),
+                hash,
+                objects,
+            }
+        }
+    }
 }
 
 /// The first 16 hex digits of the content's sha256: the daemon records it with the pod.
@@ -341,9 +467,51 @@ mod tests {
                     format!("replace {} {}", name(pod), base(file))
                 }
                 Change::Remove { name } => format!("remove {name}"),
+                Change::Objects { pod } => format!("objects {}", name(pod)),
                 Change::Invalid { file, .. } => format!("invalid {}", base(file)),
             })
             .collect()
+    }
+
+    #[test]
+    fn config_maps_in_the_dir_are_shared_and_their_changes_reach_running_pods() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let cm = |value: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{level: {value}}}\n")
+        };
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  volumes: [{name: c, configMap: {name: cfg}}]\n  containers: [{name: app, image: busybox, volumeMounts: [{name: c, mountPath: /c}]}]\n";
+        write(dir, "cfg.yaml", &cm("info"));
+        write(dir, "web.yaml", pod);
+        let mut w = Watcher::new(dir.to_owned(), BTreeMap::new());
+        let changes = w.poll();
+        assert_eq!(summary(&changes), ["start web web.yaml"]);
+        let Change::Start { pod, .. } = &changes[0] else {
+            unreachable!()
+        };
+        assert!(pod.objects.config_maps.contains_key("cfg"));
+        assert!(w.poll().is_empty());
+        // The ConfigMap changes: the pod is not restarted, its objects are handed over.
+        write(dir, "cfg.yaml", &cm("debug"));
+        let changes = w.poll();
+        assert_eq!(summary(&changes), ["objects web"]);
+        let Change::Objects { pod } = &changes[0] else {
+            unreachable!()
+        };
+        let data = pod.objects.config_maps["cfg"].data.clone().unwrap();
+        assert_eq!(data["level"], "debug");
+        assert!(w.poll().is_empty());
+        // The ConfigMap goes: the pod's file is now invalid, the running pod stays.
+        std::fs::remove_file(dir.join("cfg.yaml")).unwrap();
+        let changes = w.poll();
+        assert_eq!(summary(&changes), ["invalid web.yaml"]);
+        assert!(error_of(&changes).contains("configmaps \"cfg\" not found"));
+        // Two files defining one ConfigMap: the second is reported.
+        write(dir, "a.yaml", &cm("a"));
+        write(dir, "b.yaml", &cm("b"));
+        let changes = w.poll();
+        let text = summary(&changes).join(" ");
+        assert!(text.contains("invalid b.yaml"), "{text}");
     }
 
     fn error_of(changes: &[Change]) -> String {

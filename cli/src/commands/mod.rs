@@ -14,6 +14,7 @@ pub mod run;
 pub mod stop;
 pub mod supervision;
 pub mod validate;
+pub mod volume;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,6 +61,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Stop(args) => stop::run(g, args).await,
         Command::Exec(args) => exec::run(g, args).await,
         Command::Image(cmd) => image::run(g, cmd).await,
+        Command::Volume(cmd) => volume::run(g, cmd).await,
         Command::Version => version(g).await,
     }
 }

@@ -2,7 +2,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use podctl_proto::{v1, Code};
+use podctl_runtime::claims::ClaimError;
 use podctl_runtime::image::ImageError;
+use podctl_runtime::jobs;
 use podctl_runtime::lifecycle::{
     self, Event, EventType, LifecycleError, Observer, StopRequest, Stream,
 };
@@ -105,17 +107,24 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         data_on_stdout: args.output != Format::Table,
         events: args.events,
     });
+    if jobs::rules(&pod).is_some() {
+        let status = jobs::run(&client, pod, &opts, observer, stop_rx)
+            .await
+            .map_err(run_error)?;
+        match args.output {
+            Format::Table => {
+                for p in &status.pods {
+                    eprint!("{}", render_status(&p.status));
+                }
+                eprintln!("{}", render_job(&status));
+            }
+            f => print_data(f, &status)?,
+        }
+        return Ok(status.exit_code().clamp(0, 255) as u8);
+    }
     let status = lifecycle::run(&client, pod, &opts, observer, stop_rx)
         .await
-        .map_err(|e| match e {
-            LifecycleError::Reference { .. } | LifecycleError::Handler { .. } => super::invalid(e),
-            LifecycleError::Image(ImageError::PullCancelled { .. }) => Exit {
-                code: super::EXIT_INTERRUPTED,
-                error: e.into(),
-            }
-            .into(),
-            e => run_failed(e.into()),
-        })?;
+        .map_err(run_error)?;
     match args.output {
         Format::Table => eprint!("{}", render_status(&status)),
         f => print_data(f, &status)?,
@@ -124,10 +133,56 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     Ok(status.exit_code().clamp(0, 255) as u8)
 }
 
+/// A lifecycle error as `run` exits with it: refusals exit 2, an interrupted pull 130,
+/// the rest 125.
+fn run_error(e: LifecycleError) -> anyhow::Error {
+    match e {
+        LifecycleError::Reference { .. }
+        | LifecycleError::Handler { .. }
+        | LifecycleError::ClaimNotFound { .. }
+        // What the API server refuses of a claim given again (nothing was created).
+        | LifecycleError::Claim(ClaimError::Immutable { .. } | ClaimError::Shrunk { .. }) => {
+            super::invalid(e)
+        }
+        LifecycleError::Image(ImageError::PullCancelled { .. }) => Exit {
+            code: super::EXIT_INTERRUPTED,
+            error: e.into(),
+        }
+        .into(),
+        e => run_failed(e.into()),
+    }
+}
+
+/// The Job's line: `job migrate: Complete (succeeded 1, failed 2)`.
+fn render_job(status: &jobs::JobStatus) -> String {
+    let condition = status.conditions.first();
+    let what = match condition {
+        Some(c) if c.type_ == "Complete" => "Complete".to_owned(),
+        Some(c) => format!(
+            "Failed ({}{})",
+            c.reason.as_deref().unwrap_or_default(),
+            c.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
+        None => "Unknown".to_owned(),
+    };
+    format!(
+        "job {}: {what} (succeeded {}, failed {})",
+        status.name, status.succeeded, status.failed
+    )
+}
+
 /// `run -d`: checks the manifest here as `run` does (nothing is sent when it is invalid),
 /// then hands its text to the daemon, which admits the pod and supervises it.
 async fn detach(g: &Global, manifest: &super::ManifestArgs) -> anyhow::Result<u8> {
-    let (inputs, _) = manifest.load()?;
+    let (inputs, pod) = manifest.load()?;
+    if jobs::rules(&pod).is_some() {
+        return Err(super::invalid(anyhow::anyhow!(
+            "a Job cannot be handed to the daemon yet: run it in the foreground, without --detach"
+        )));
+    }
     let mut client = podctl_proto::connect(&g.socket)
         .await
         .map_err(|e| run_failed(e.into()))?;

@@ -81,6 +81,7 @@ fn pod_name(change: &Change) -> Option<String> {
             Some(pod.pod.metadata.name.clone().unwrap_or_default())
         }
         Change::Remove { name } => Some(name.clone()),
+        Change::Objects { pod } => Some(pod.pod.metadata.name.clone().unwrap_or_default()),
         Change::Invalid { .. } => None,
     }
 }
@@ -105,9 +106,62 @@ async fn apply(daemon: Arc<Daemon>, change: Change) -> Option<Change> {
             tracing::info!(pod = %name, "manifest removed: stopping and removing the pod");
             remove(&daemon, name).await
         }
+        Change::Objects { pod } => update_objects(&daemon, pod).await,
         Change::Invalid { .. } => true,
     };
     (!done).then_some(change)
+}
+
+/// Brings a running static pod's configMap, secret and projected volumes up to date with
+/// the dir's objects, and keeps them for its restarts; returns whether that is done (a pod
+/// that is not running has nothing to update).
+async fn update_objects(daemon: &Arc<Daemon>, pod: &RunnablePod) -> bool {
+    let name = pod.pod.metadata.name.clone().unwrap_or_default();
+    let Ok(record) = pods::get(daemon.root(), daemon.namespace(), &name) else {
+        return true;
+    };
+    let Some(recorded) = record.pod else {
+        return true;
+    };
+    let dir = crate::lifecycle::pod_dir(daemon.root(), daemon.namespace(), &name);
+    let claims_dir = crate::claims::Store::new(daemon.root(), daemon.namespace()).dir();
+    let objects = pod.objects.clone();
+    let updated = tokio::task::spawn_blocking(move || {
+        let live = crate::downward::LiveFields {
+            node_name: crate::downward::LiveFields::host_node_name(),
+            ..Default::default()
+        };
+        let sandbox = crate::sandbox::Sandbox::planned(crate::sandbox::SandboxConfig {
+            dir: &dir,
+            pod: &recorded,
+            objects: &objects,
+            live: &live,
+            claims_dir: &claims_dir,
+        })?;
+        if !sandbox.is_intact() {
+            return Ok(Vec::new());
+        }
+        let changed = sandbox.update_projected(&recorded, &objects, &live)?;
+        sandbox.keep_objects_again(&objects)?;
+        Ok::<_, crate::sandbox::SandboxError>(changed)
+    })
+    .await;
+    match updated {
+        Ok(Ok(changed)) => {
+            if !changed.is_empty() {
+                tracing::info!(pod = %name, volumes = ?changed, "ConfigMaps or Secrets changed: volumes updated");
+            }
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::error!(pod = %name, error = %crate::describe(&e), "cannot update the pod's volumes; trying again later");
+            false
+        }
+        Err(e) => {
+            tracing::error!(pod = %name, error = %e, "updating the pod's volumes failed");
+            false
+        }
+    }
 }
 
 /// Starts a static pod, removing the pod of an earlier content of its file first; returns

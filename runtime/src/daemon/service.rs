@@ -79,6 +79,11 @@ impl v1::pods_server::Pods for Service {
         let (pod, _) = inputs
             .runnable()
             .map_err(|e| Status::invalid_argument(crate::describe(&e)))?;
+        if crate::jobs::rules(&pod).is_some() {
+            return Err(Status::invalid_argument(format!(
+                "{source}: a Job cannot be run by the daemon yet: run it with `podctl run`"
+            )));
+        }
         let name = self.daemon.run(pod, Source::Api).await.map_err(status)?;
         Ok(Response::new(v1::RunResponse { name }))
     }
@@ -187,8 +192,18 @@ fn status(e: SuperviseError) -> Status {
             Status::not_found(message)
         }
         SuperviseError::Lifecycle(
-            LifecycleError::BadPodName { .. } | LifecycleError::Handler { .. },
+            LifecycleError::BadPodName { .. }
+            | LifecycleError::Handler { .. }
+            | LifecycleError::ClaimNotFound { .. }
+            | LifecycleError::Claim(
+                crate::claims::ClaimError::Immutable { .. }
+                | crate::claims::ClaimError::Shrunk { .. },
+            ),
         ) => Status::invalid_argument(message),
+        SuperviseError::Lifecycle(LifecycleError::Claim(
+            crate::claims::ClaimError::ReadWriteOncePod { .. }
+            | crate::claims::ClaimError::InUse { .. },
+        )) => Status::failed_precondition(message),
         SuperviseError::Lifecycle(LifecycleError::Containerd(_)) => Status::unavailable(message),
         SuperviseError::Lifecycle(
             LifecycleError::Image(_)

@@ -319,9 +319,13 @@ impl Daemon {
             // A static pod comes back through the manifests dir, with its file as it is now.
             (_, Some(Source::File { .. })) | (None, _) => Ok(()),
             (Some(pod), _) => {
+                // Its claims are on disk already: they outlive the pod.
                 let pod = RunnablePod {
+                    template: pod.clone(),
                     pod,
+                    controller: crate::manifest::Controller::None,
                     objects: Objects::default(),
+                    claims: Default::default(),
                 };
                 if !pod.objects.missing(&pod.pod).is_empty() {
                     return Err(SuperviseError::ObjectsLost { pod: record.name });

@@ -37,6 +37,7 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::watch;
 
+use crate::claims::ClaimError;
 use crate::containerd::{labels, Client, ContainerdError, TaskStatus};
 use crate::image::{ImageError, ResolvedImage};
 use crate::network;
@@ -124,6 +125,9 @@ pub enum LifecycleError {
     PodExists { pod: String, namespace: String },
     #[error("{pod:?} is not a pod name: pod names are DNS-1123 labels (lower-case letters, digits and '-', at most 63)")]
     BadPodName { pod: String },
+    /// `jobs::run` was given a pod no Job made.
+    #[error("the pod was not made by a Job")]
+    NotAJob,
     #[error("no pod {pod:?} in namespace {namespace:?}")]
     PodNotFound { pod: String, namespace: String },
     #[error("pod {pod:?} is still running: stop its `podctl run`, or force removal with `podctl rm -f {pod}`")]
@@ -140,6 +144,16 @@ pub enum LifecycleError {
         path: String,
         source: crate::probe::ProbeError,
     },
+    /// persistentVolumeClaim volumes naming claims neither given with the pod nor on this
+    /// host (the scheduler's `persistentvolumeclaim "x" not found`).
+    #[error("{}", crate::claims::missing_text(.missing))]
+    ClaimNotFound {
+        missing: Vec<crate::claims::MissingClaim>,
+    },
+    /// The claim store refused or failed (an immutable field changed, ReadWriteOncePod
+    /// taken ...).
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]
@@ -404,10 +418,12 @@ impl Admitted {
     }
 }
 
-/// Admits a validated pod: checks it does not exist, resolves every image and creates the
-/// sandbox at once, and records the pod (`pod.json`, and `supervisor.json` naming this
-/// process; with `socket`, as the daemon serving that API socket). On an error nothing of
-/// the pod is left.
+/// Admits a validated pod: checks it does not exist, settles its claims (those it uses exist
+/// or come with it, a ReadWriteOncePod one is free; those given are created: see
+/// [`crate::claims::Store::admit`]), resolves every image and creates the sandbox at once,
+/// and records the pod (`pod.json`, and `supervisor.json` naming this process; with
+/// `socket`, as the daemon serving that API socket). On an error nothing of the pod is
+/// left, nor any claim it created.
 pub async fn admit(
     client: &Client,
     input: crate::manifest::RunnablePod,
@@ -416,9 +432,70 @@ pub async fn admit(
     socket: Option<&Path>,
 ) -> Result<Admitted, LifecycleError> {
     let admitted = (std::time::SystemTime::now(), std::time::Instant::now());
-    let crate::manifest::RunnablePod { mut pod, objects } = input;
+    let crate::manifest::RunnablePod {
+        mut pod,
+        objects,
+        claims,
+        ..
+    } = input;
     // The API server assigns every pod its uid on create, whatever the manifest says.
     pod.metadata.uid = Some(new_uid());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = client.namespace().to_string();
+    let dir = pod_dir(&opts.root, &namespace, &name);
+    if dir.exists() || !pod_containers(client, &name).await?.is_empty() {
+        return Err(LifecycleError::PodExists {
+            pod: name,
+            namespace,
+        });
+    }
+
+    // The claims it uses must exist (or come with it), a ReadWriteOncePod one be free; those
+    // given are created, as `kubectl apply` creates every object of the file. Until the
+    // pod's record names them, the admission does, for other admissions' checks.
+    let store = crate::claims::Store::new(&opts.root, &namespace);
+    let claims = {
+        let (store, pod) = (store.clone(), pod.clone());
+        tokio::task::spawn_blocking(move || store.admit(&pod, &claims))
+            .await
+            .map_err(|e| LifecycleError::Join(e.to_string()))?
+            .map_err(|e| match e {
+                ClaimError::Missing { missing } => LifecycleError::ClaimNotFound { missing },
+                e => e.into(),
+            })?
+    };
+    match admit_pod(
+        client, pod, objects, opts, observer, socket, admitted, &store,
+    )
+    .await
+    {
+        Ok(a) => {
+            claims.commit();
+            Ok(a)
+        }
+        Err(e) => {
+            // The claims this admission created go with it: bad input leaves nothing.
+            let cleanup = tokio::task::spawn_blocking(move || claims.rollback())
+                .await
+                .map_err(|e| LifecycleError::Join(e.to_string()))
+                .and_then(|r| r.map_err(LifecycleError::from));
+            Err(with_cleanup(e, cleanup))
+        }
+    }
+}
+
+/// [`admit`] once the pod's claims are settled: sandbox, images, records.
+#[allow(clippy::too_many_arguments)]
+async fn admit_pod(
+    client: &Client,
+    pod: Pod,
+    objects: crate::manifest::Objects,
+    opts: &RunOptions,
+    observer: Arc<dyn Observer>,
+    socket: Option<&Path>,
+    admitted: (std::time::SystemTime, std::time::Instant),
+    claims: &crate::claims::Store,
+) -> Result<Admitted, LifecycleError> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let namespace = client.namespace().to_string();
     let dir = pod_dir(&opts.root, &namespace, &name);
@@ -426,9 +503,7 @@ pub async fn admit(
         pod: name.clone(),
         namespace: namespace.clone(),
     };
-    if dir.exists() || !pod_containers(client, &name).await?.is_empty() {
-        return Err(exists());
-    }
+    let claims_dir = claims.dir();
 
     // The network is chosen and checked (plugins, routes, hostPorts) before anything exists.
     let planned = Sandbox::planned(SandboxConfig {
@@ -436,6 +511,7 @@ pub async fn admit(
         pod: &pod,
         objects: &objects,
         live: &crate::downward::LiveFields::default(),
+        claims_dir: &claims_dir,
     })?;
     let (attachment, host_ip) = {
         let (network, pod, root, namespace) = (
@@ -467,12 +543,14 @@ pub async fn admit(
         let root = opts.root.clone();
         let attachment = attachment.clone();
         let (objects, live) = (objects.clone(), live.clone());
+        let claims_dir = claims_dir.clone();
         tokio::task::spawn_blocking(move || -> Result<Sandbox, LifecycleError> {
             let sandbox = Sandbox::create(SandboxConfig {
                 dir: &dir,
                 pod: &pod,
                 objects: &objects,
                 live: &live,
+                claims_dir: &claims_dir,
             })?;
             if let Some(a) = &attachment {
                 if let Err(e) = network::claim(&root, &dir, a) {
@@ -592,17 +670,11 @@ pub async fn admit(
 }
 
 /// A random (version 4) UUID, the form of the uids the API server assigns.
-fn new_uid() -> String {
-    let b: [u8; 16] = rand::random();
-    let hex: String = b
-        .iter()
-        .enumerate()
-        .map(|(i, byte)| match i {
-            6 => format!("{:02x}", (byte & 0x0f) | 0x40),
-            8 => format!("{:02x}", (byte & 0x3f) | 0x80),
-            _ => format!("{byte:02x}"),
-        })
-        .collect();
+pub(crate) fn new_uid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

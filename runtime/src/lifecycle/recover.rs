@@ -85,6 +85,7 @@ pub async fn recover(
         pod: &pod,
         objects: &objects,
         live: &crate::downward::LiveFields::default(),
+        claims_dir: &crate::claims::Store::new(&opts.root, namespace).dir(),
     })?;
     if !sandbox.is_intact() {
         return Err(LifecycleError::SandboxLost {

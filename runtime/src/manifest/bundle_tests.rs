@@ -316,3 +316,117 @@ fn source_rules_of_the_api_server() {
         ]
     );
 }
+
+const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  strategy: {type: Recreate}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: busybox}]
+"#;
+
+#[test]
+fn workloads_run_their_template_named_as_their_controller_names_pods() {
+    let d = parse_valid(DEPLOYMENT, "web.yaml").expect("deployment");
+    let name = d.pod.metadata.name.clone().unwrap();
+    let labels = d.pod.metadata.labels.clone().unwrap();
+    let hash = &labels["pod-template-hash"];
+    assert_eq!(labels["app"], "web");
+    assert!(name.starts_with(&format!("web-{hash}-")), "{name}");
+    assert_eq!(name.len(), format!("web-{hash}-").len() + 5, "{name}");
+    assert!(super::is_dns_label(&name));
+    // The same template hashes the same; a seeded name is stable, a random one is not.
+    let again = parse_valid(DEPLOYMENT, "web.yaml").unwrap();
+    assert_eq!(
+        again.pod.metadata.labels.clone().unwrap()["pod-template-hash"],
+        *hash
+    );
+    assert_eq!(
+        d.renamed(&seeded_suffix("abc")).pod.metadata.name,
+        again.renamed(&seeded_suffix("abc")).pod.metadata.name
+    );
+
+    let sts = parse_valid(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: db, image: busybox}]}\n",
+        "db.yaml",
+    )
+    .expect("statefulset");
+    assert_eq!(sts.pod.metadata.name.as_deref(), Some("db-0"));
+    let spec = sts.pod.spec.as_ref().unwrap();
+    assert_eq!(spec.hostname.as_deref(), Some("db-0"));
+    assert_eq!(spec.subdomain.as_deref(), Some("db"));
+    let labels = sts.pod.metadata.labels.unwrap();
+    assert_eq!(labels["statefulset.kubernetes.io/pod-name"], "db-0");
+    assert_eq!(labels["apps.kubernetes.io/pod-index"], "0");
+
+    let job = parse_valid(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec:\n  backoffLimit: 2\n  completions: 3\n  parallelism: 5\n  activeDeadlineSeconds: 60\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n",
+        "job.yaml",
+    )
+    .expect("job");
+    let Controller::Job(rules) = &job.controller else {
+        panic!("{:?}", job.controller)
+    };
+    assert_eq!(
+        (
+            rules.backoff_limit,
+            rules.completions,
+            rules.parallelism,
+            rules.active_deadline_seconds
+        ),
+        (2, 3, 3, Some(60))
+    );
+    assert_eq!(
+        job.pod.metadata.labels.unwrap()["batch.kubernetes.io/job-name"],
+        "migrate"
+    );
+    assert!(job.pod.metadata.name.unwrap().starts_with("migrate-"));
+}
+
+#[test]
+fn workload_rules() {
+    let invalid = |text: &str| match parse_bundle(text, "w.yaml") {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted: {text}"),
+    };
+    let bad = DEPLOYMENT
+        .replace("replicas: 1", "replicas: 3")
+        .replace("matchLabels: {app: web}", "matchLabels: {app: api}")
+        .replace("image: busybox", "image: \"\"");
+    assert_eq!(
+        invalid(&bad),
+        "The Deployment \"web\" is invalid:\n\
+         * spec.template.spec.containers[0].image: Required value\n\
+         * spec.template.metadata.labels: Invalid value: {\"app\": \"web\"}: `selector` does not match template `labels`\n\
+         * spec.replicas: Invalid value: 3: podctl runs one replica on this host (set replicas: 1)"
+    );
+    let never = DEPLOYMENT.replace("containers:", "restartPolicy: Never\n      containers:");
+    assert!(
+        invalid(&never).contains(
+            "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""
+        ),
+        "{}",
+        invalid(&never)
+    );
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  suspend: true\n  template:\n    spec:\n      containers: [{name: m, image: busybox}]\n";
+    assert_eq!(
+        invalid(job),
+        "The Job \"j\" is invalid:\n\
+         * spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"\n\
+         * spec.suspend: Forbidden: not supported by podctl yet"
+    );
+    let two = format!(
+        "{DEPLOYMENT}---\n{}",
+        DEPLOYMENT.replace("name: web}", "name: api}")
+    );
+    assert!(
+        invalid(&two).contains("are both workloads"),
+        "{}",
+        invalid(&two)
+    );
+}

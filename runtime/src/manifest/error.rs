@@ -109,11 +109,9 @@ pub enum ManifestError {
 
     /// The pod refers to ConfigMaps, Secrets or keys that are not given (and not
     /// `optional`); the kubelet would fail its containers with `CreateContainerConfigError`.
-    #[error(
-        "The Pod {pod:?} refers to objects that are not given:{}",
-        Bullets(errors)
-    )]
+    #[error("The {pod} refers to objects that are not given:{}", Bullets(errors))]
     MissingReferences {
+        /// `Pod "web"`, `Deployment "web"` ...
         pod: String,
         errors: Vec<FieldError>,
     },

@@ -20,15 +20,17 @@ mod sources;
 mod sysctls;
 mod unsupported;
 mod validate;
+mod workloads;
 
 use std::io::Read;
 use std::path::Path;
 
 pub use error::{FieldError, ManifestError};
-pub use k8s_openapi::api::core::v1::Pod;
+pub use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 pub use objects::Objects;
 pub use quantity::{quantity_bytes, quantity_milli, QuantityError};
 pub use sysctls::with_dots as sysctl_with_dots;
+pub use workloads::{random_suffix, seeded_suffix, Controller, JobRules};
 
 /// The text of a manifest file (stdin when path is "-") and the name errors give it.
 pub fn read(path: &Path) -> Result<(String, String), ManifestError> {
@@ -50,11 +52,13 @@ pub fn read(path: &Path) -> Result<(String, String), ManifestError> {
 
 /// What one manifest file (or several, merged) holds: at most one Pod and the objects it
 /// may draw on, each validated on its own.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Bundle {
-    /// The pod and where it was given.
-    pub pod: Option<(Pod, String)>,
+    /// The pod (a workload's template), what made it, and where it was given.
+    pub pod: Option<(Pod, Controller, String)>,
     pub objects: Objects,
+    /// PersistentVolumeClaims by name: local directories kept on this host.
+    pub claims: std::collections::BTreeMap<String, PersistentVolumeClaim>,
     /// Cluster objects with no meaning on one host, skipped with a warning.
     pub skipped: Vec<Skipped>,
     /// Where each object was given (`Kind/name` → location), for duplicate errors.
@@ -73,27 +77,65 @@ pub struct Skipped {
 /// those are kept).
 #[derive(Debug, Clone)]
 pub struct RunnablePod {
+    /// The pod to run, named (and labelled) as its controller names its pods.
     pub pod: Pod,
+    /// The pod as given (a workload's template) and what made it, for the pods to come:
+    /// a Job's next pod, the daemon's name for a file's pod.
+    pub template: Pod,
+    pub controller: Controller,
     pub objects: Objects,
+    /// Every PersistentVolumeClaim given with the pod (as `kubectl apply` creates every
+    /// object of a file), by name; a claim the pod uses that is not here must exist on
+    /// the host already.
+    pub claims: std::collections::BTreeMap<String, PersistentVolumeClaim>,
+}
+
+impl RunnablePod {
+    /// The same pod named anew: a Job's next pod, or the daemon's stable name for a
+    /// file's pod (`suffix` from [`seeded_suffix`]).
+    pub fn renamed(&self, suffix: &str) -> RunnablePod {
+        RunnablePod {
+            pod: self.controller.pod(&self.template, suffix),
+            ..self.clone()
+        }
+    }
 }
 
 impl Bundle {
+    /// Only its ConfigMaps, Secrets and claims (what a manifests dir shares).
+    pub fn objects_only(&self) -> Bundle {
+        Bundle {
+            pod: None,
+            skipped: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Only its pod (a file's pod, to be given the dir's objects).
+    pub fn pod_only(self) -> Bundle {
+        Bundle {
+            pod: self.pod,
+            ..Bundle::default()
+        }
+    }
+
     /// Adds what `other` holds, refusing a second pod or object of one kind and name.
     pub fn merge(&mut self, other: Bundle) -> Result<(), ManifestError> {
-        if let Some((pod, location)) = other.pod {
-            if let Some((_, first)) = &self.pod {
+        if let Some((pod, controller, location)) = other.pod {
+            if let Some((_, _, first)) = &self.pod {
                 return Err(ManifestError::SeveralWorkloads {
                     first: first.clone(),
                     second: location,
                 });
             }
-            self.pod = Some((pod, location));
+            self.pod = Some((pod, controller, location));
         }
         for (key, location) in other.origins {
             self.note_origin(&key, location)?;
         }
         self.objects.config_maps.extend(other.objects.config_maps);
         self.objects.secrets.extend(other.objects.secrets);
+        self.claims.extend(other.claims);
         self.skipped.extend(other.skipped);
         Ok(())
     }
@@ -158,8 +200,12 @@ impl Bundle {
             flag,
             expected,
         };
-        if let Some((pod, _)) = &self.pod {
-            return Err(wrong("Pod", &pod.metadata.name.clone().unwrap_or_default()));
+        if let Some((pod, controller, _)) = &self.pod {
+            let what = controller.describe().unwrap_or_else(|| {
+                format!("Pod {:?}", pod.metadata.name.clone().unwrap_or_default())
+            });
+            let (kind, name) = what.split_once(' ').unwrap_or((&what, ""));
+            return Err(wrong(kind, name.trim_matches('"')));
         }
         if let Some(s) = self.skipped.first() {
             return Err(wrong(&s.kind, &s.name));
@@ -183,13 +229,16 @@ impl Bundle {
     /// `optional`), and every object must be in the pod's namespace. `file` names the
     /// input when it holds no pod.
     pub fn runnable(self, file: &str) -> Result<RunnablePod, ManifestError> {
-        let Some((pod, _)) = self.pod else {
+        let Some((template, controller, _)) = self.pod else {
             let mut kinds: Vec<&str> = Vec::new();
             if !self.objects.config_maps.is_empty() {
                 kinds.push("ConfigMaps");
             }
             if !self.objects.secrets.is_empty() {
                 kinds.push("Secrets");
+            }
+            if !self.claims.is_empty() {
+                kinds.push("PersistentVolumeClaims");
             }
             if !self.skipped.is_empty() {
                 kinds.push("skipped objects");
@@ -203,6 +252,7 @@ impl Bundle {
                 },
             });
         };
+        let pod = controller.pod(&template, &workloads::random_suffix());
         let pod_namespace = crate::downward::namespace(&pod).to_owned();
         let metas = self
             .objects
@@ -235,12 +285,20 @@ impl Bundle {
         let missing = self.objects.missing(&pod);
         if !missing.is_empty() {
             return Err(ManifestError::MissingReferences {
-                pod: pod.metadata.name.clone().unwrap_or_default(),
+                pod: controller.describe().unwrap_or_else(|| {
+                    format!("Pod {:?}", pod.metadata.name.clone().unwrap_or_default())
+                }),
                 errors: missing,
             });
         }
         let objects = self.objects.used_by(&pod);
-        Ok(RunnablePod { pod, objects })
+        Ok(RunnablePod {
+            pod,
+            template,
+            controller,
+            objects,
+            claims: self.claims,
+        })
     }
 }
 
@@ -303,11 +361,26 @@ pub fn parse_bundle(text: &str, source: &str) -> Result<Bundle, ManifestError> {
         let result = match doc.object {
             parse::Object::Pod(pod) => match validate(&pod) {
                 Ok(()) => bundle.merge(Bundle {
-                    pod: Some((*pod, doc.location)),
+                    pod: Some((*pod, Controller::None, doc.location)),
                     ..Bundle::default()
                 }),
                 Err(e) => Err(e),
             },
+            parse::Object::Workload(w) => {
+                let read = match w {
+                    parse::Workload::Deployment(d) => workloads::deployment(&d),
+                    parse::Workload::ReplicaSet(r) => workloads::replica_set(&r),
+                    parse::Workload::StatefulSet(s) => workloads::stateful_set(&s),
+                    parse::Workload::DaemonSet(d) => workloads::daemon_set(&d),
+                    parse::Workload::Job(j) => workloads::job(&j),
+                };
+                read.and_then(|r| {
+                    bundle.merge(Bundle {
+                        pod: Some((r.template, r.controller, doc.location)),
+                        ..Bundle::default()
+                    })
+                })
+            }
             parse::Object::ConfigMap(cm) => {
                 let key = format!(
                     "ConfigMap/{}",
@@ -324,6 +397,16 @@ pub fn parse_bundle(text: &str, source: &str) -> Result<Bundle, ManifestError> {
                     .objects
                     .add_secret(*s)
                     .and_then(|()| bundle.note_origin(&key, doc.location))
+            }
+            parse::Object::Claim(c) => {
+                let name = c.metadata.name.clone().unwrap_or_default();
+                objects::validate_claim(&c)
+                    .and_then(|()| {
+                        bundle.note_origin(&format!("PersistentVolumeClaim/{name}"), doc.location)
+                    })
+                    .map(|()| {
+                        bundle.claims.insert(name, *c);
+                    })
             }
             parse::Object::Skipped { kind, name } => {
                 bundle.skipped.push(Skipped {

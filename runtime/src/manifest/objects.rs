@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Volume};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Volume};
 use k8s_openapi::ByteString;
 use serde::{Deserialize, Serialize};
 
@@ -157,6 +157,97 @@ fn invalid(kind: &'static str, name: &str, errors: Vec<FieldError>) -> Result<()
             errors,
         })
     }
+}
+
+/// Validates a PersistentVolumeClaim: the API server's rules (`ValidatePersistentVolumeClaim`)
+/// and what a claim backed by a local directory can honour.
+pub(super) fn validate_claim(pvc: &PersistentVolumeClaim) -> Result<(), ManifestError> {
+    const MODES: &[&str] = &[
+        "ReadOnlyMany",
+        "ReadWriteMany",
+        "ReadWriteOnce",
+        "ReadWriteOncePod",
+    ];
+    let mut v = Errors::default();
+    v.object_name(&pvc.metadata);
+    let name = pvc.metadata.name.clone().unwrap_or_default();
+    let Some(spec) = &pvc.spec else {
+        v.push(
+            "spec.accessModes",
+            "Required value: at least 1 access mode is required",
+        );
+        v.push("spec.resources[storage]", "Required value");
+        return invalid("PersistentVolumeClaim", &name, v.into_errors());
+    };
+    let modes = spec.access_modes.as_deref().unwrap_or_default();
+    if modes.is_empty() {
+        v.push(
+            "spec.accessModes",
+            "Required value: at least 1 access mode is required",
+        );
+    }
+    for mode in modes {
+        if !MODES.contains(&mode.as_str()) {
+            v.unsupported("spec.accessModes", mode, MODES);
+        }
+    }
+    if modes.len() > 1 && modes.iter().any(|m| m == "ReadWriteOncePod") {
+        v.push(
+            "spec.accessModes",
+            "Forbidden: may not use ReadWriteOncePod with other access modes",
+        );
+    }
+    match spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+    {
+        None => v.push("spec.resources[storage]", "Required value"),
+        Some(q) => match super::quantity_bytes(q) {
+            Ok(0) => v.invalid("spec.resources[storage]", &q.0, "must be greater than zero"),
+            Ok(_) => {}
+            Err(e) => v.invalid("spec.resources[storage]", &q.0, &e.to_string()),
+        },
+    }
+    v.one_of(
+        "spec.volumeMode",
+        spec.volume_mode.as_deref(),
+        &["Block", "Filesystem"],
+    );
+    // A local directory is a filesystem, made empty: nothing to bind to or copy from.
+    if spec.volume_mode.as_deref() == Some("Block") {
+        v.push("spec.volumeMode", "Forbidden: not supported by podctl yet");
+    }
+    let refused = [
+        ("dataSource", spec.data_source.is_some()),
+        ("dataSourceRef", spec.data_source_ref.is_some()),
+        ("selector", spec.selector.is_some()),
+        (
+            "volumeName",
+            spec.volume_name.as_deref().is_some_and(|n| !n.is_empty()),
+        ),
+        (
+            "volumeAttributesClassName",
+            spec.volume_attributes_class_name.is_some(),
+        ),
+        (
+            "resources.limits",
+            spec.resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .is_some_and(|l| !l.is_empty()),
+        ),
+    ];
+    for (field, set) in refused {
+        if set {
+            v.push(
+                format!("spec.{field}"),
+                "Forbidden: not supported by podctl yet",
+            );
+        }
+    }
+    invalid("PersistentVolumeClaim", &name, v.into_errors())
 }
 
 fn validate_config_map(cm: &ConfigMap) -> Vec<FieldError> {

@@ -9,7 +9,9 @@
 
 use std::borrow::Cow;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use serde::de::DeserializeOwned;
 use serde_saphyr::MessageFormatter;
 
@@ -22,11 +24,24 @@ pub(super) enum Object {
     Pod(Box<Pod>),
     ConfigMap(Box<ConfigMap>),
     Secret(Box<Secret>),
+    Claim(Box<PersistentVolumeClaim>),
+    /// A Deployment, ReplicaSet, StatefulSet, DaemonSet or Job.
+    Workload(Workload),
     /// A kind podctl has no use for on one host (a Service ...), skipped with a warning.
     Skipped {
         kind: String,
         name: String,
     },
+}
+
+/// A workload object as decoded.
+#[derive(Debug)]
+pub(super) enum Workload {
+    Deployment(Box<Deployment>),
+    ReplicaSet(Box<ReplicaSet>),
+    StatefulSet(Box<StatefulSet>),
+    DaemonSet(Box<DaemonSet>),
+    Job(Box<Job>),
 }
 
 /// A decoded document and where it is.
@@ -52,12 +67,12 @@ const KINDS: &[(&str, &str, Handling)] = &[
     ("v1", "Pod", Handling::Read),
     ("v1", "ConfigMap", Handling::Read),
     ("v1", "Secret", Handling::Read),
-    ("v1", "PersistentVolumeClaim", Handling::NotYet),
-    ("apps/v1", "Deployment", Handling::NotYet),
-    ("apps/v1", "StatefulSet", Handling::NotYet),
-    ("apps/v1", "DaemonSet", Handling::NotYet),
-    ("apps/v1", "ReplicaSet", Handling::NotYet),
-    ("batch/v1", "Job", Handling::NotYet),
+    ("v1", "PersistentVolumeClaim", Handling::Read),
+    ("apps/v1", "Deployment", Handling::Read),
+    ("apps/v1", "StatefulSet", Handling::Read),
+    ("apps/v1", "DaemonSet", Handling::Read),
+    ("apps/v1", "ReplicaSet", Handling::Read),
+    ("batch/v1", "Job", Handling::Read),
     ("batch/v1", "CronJob", Handling::NotYet),
     ("v1", "Service", Handling::Skip),
     ("v1", "ServiceAccount", Handling::Skip),
@@ -213,6 +228,20 @@ fn document(
         "Pod" => Object::Pod(Box::new(decode(chunk, file, &location)?)),
         "ConfigMap" => Object::ConfigMap(Box::new(decode(chunk, file, &location)?)),
         "Secret" => Object::Secret(Box::new(decode(chunk, file, &location)?)),
+        "PersistentVolumeClaim" => Object::Claim(Box::new(decode(chunk, file, &location)?)),
+        "Deployment" => workload(Workload::Deployment(Box::new(decode(
+            chunk, file, &location,
+        )?))),
+        "ReplicaSet" => workload(Workload::ReplicaSet(Box::new(decode(
+            chunk, file, &location,
+        )?))),
+        "StatefulSet" => workload(Workload::StatefulSet(Box::new(decode(
+            chunk, file, &location,
+        )?))),
+        "DaemonSet" => workload(Workload::DaemonSet(Box::new(decode(
+            chunk, file, &location,
+        )?))),
+        "Job" => workload(Workload::Job(Box::new(decode(chunk, file, &location)?))),
         _ => {
             let name = map
                 .get("metadata")
@@ -237,6 +266,10 @@ fn document(
         }
     };
     Ok(Document { location, object })
+}
+
+fn workload(w: Workload) -> Object {
+    Object::Workload(w)
 }
 
 /// Decodes one document strictly into `T`.

@@ -1550,7 +1550,7 @@ fn header_is_checked() {
         ),
         (
             "apiVersion: v1\nkind: Podd\n",
-            &["kind: Unsupported value: \"Podd\": podctl reads \"Pod\", \"ConfigMap\", \"Secret\" (and skips cluster objects such as Service)"],
+            &["kind: Unsupported value: \"Podd\": podctl reads \"Pod\", \"ConfigMap\", \"Secret\", \"PersistentVolumeClaim\", \"Deployment\", \"StatefulSet\", \"DaemonSet\", \"ReplicaSet\", \"Job\" (and skips cluster objects such as Service)"],
         ),
         (
             "apiVersion: 1\nkind: Pod\n",
@@ -1567,10 +1567,10 @@ fn header_is_checked() {
         }
     }
     // Known kinds podctl does not run yet are refused by name.
-    let err = parse("apiVersion: apps/v1\nkind: Deployment\n", "app.yaml").unwrap_err();
+    let err = parse("apiVersion: batch/v1\nkind: CronJob\n", "app.yaml").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "app.yaml: kind Deployment is not supported by podctl yet"
+        "app.yaml: kind CronJob is not supported by podctl yet"
     );
 }
 

@@ -28,8 +28,9 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     ExecAction, HTTPGetAction, HTTPHeader, HostPathVolumeSource, KeyToPath, Lifecycle,
-    LifecycleHandler, PodOS, PodSecurityContext, PodSpec, Probe, ResourceRequirements,
-    SecurityContext, SleepAction, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
+    LifecycleHandler, PersistentVolumeClaimVolumeSource, PodOS, PodSecurityContext, PodSpec, Probe,
+    ResourceRequirements, SecurityContext, SleepAction, TCPSocketAction, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -566,7 +567,13 @@ fn volume_mount(r: &mut Refusals, path: &str, m: &VolumeMount) {
 fn volume(r: &mut Refusals, path: &str, v: &Volume) {
     for source in super::validate::volume_sources(v) {
         match source {
-            "emptyDir" | "hostPath" | "configMap" | "secret" | "downwardAPI" | "projected" => {}
+            "emptyDir"
+            | "hostPath"
+            | "configMap"
+            | "secret"
+            | "downwardAPI"
+            | "projected"
+            | "persistentVolumeClaim" => {}
             other => r.refuse(join(path, other)),
         }
     }
@@ -582,6 +589,13 @@ fn volume(r: &mut Refusals, path: &str, v: &Volume) {
     if let Some(h) = &v.host_path {
         // Both fields are supported; named so that a new one is noticed.
         let HostPathVolumeSource { path: _, type_: _ } = h;
+    }
+    if let Some(c) = &v.persistent_volume_claim {
+        // Both fields are supported (a local directory, see `crate::claims`).
+        let PersistentVolumeClaimVolumeSource {
+            claim_name: _,
+            read_only: _,
+        } = c;
     }
 }
 

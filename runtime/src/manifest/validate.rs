@@ -1140,6 +1140,18 @@ fn volume(v: &mut Errors, path: &str, vol: &Volume, containers: &HashSet<&str>) 
     if let Some(h) = &vol.host_path {
         host_path(v, &format!("{path}.hostPath"), h);
     }
+    // The API server's only rule for the source (`validatePersistentClaimVolumeSource`);
+    // the claim itself is looked up when the pod is admitted.
+    if vol
+        .persistent_volume_claim
+        .as_ref()
+        .is_some_and(|c| c.claim_name.is_empty())
+    {
+        v.push(
+            format!("{path}.persistentVolumeClaim.claimName"),
+            "Required value",
+        );
+    }
 }
 
 fn empty_dir(v: &mut Errors, path: &str, e: &EmptyDirVolumeSource) {

@@ -14,6 +14,9 @@
 //!                               `..data` and links laid out by `projection`
 //! ```
 //!
+//! A persistentVolumeClaim volume is its claim's data dir (see [`crate::claims`]), outside
+//! the pod dir: containers bind it, the sandbox never creates or removes it.
+//!
 //! Nothing else is recorded: the kernel's mount table and the directory tree are the state,
 //! so [`Sandbox::destroy`] works after a crash from the path alone.
 //!
@@ -63,6 +66,9 @@ pub struct SandboxConfig<'a> {
     pub objects: &'a Objects,
     /// The pod's host-side fields for downwardAPI volumes (not read by `planned`).
     pub live: &'a LiveFields,
+    /// Where the claims of the pod's persistentVolumeClaim volumes live
+    /// (`<root>/<ns>/claims`, see [`crate::claims`]); never written by the sandbox.
+    pub claims_dir: &'a Path,
 }
 
 /// Host paths of a pod's shared resources, as containers must reference them.
@@ -147,6 +153,10 @@ pub enum SandboxError {
     /// `setHostnameAsFQDN` with an FQDN the kernel cannot hold: the kubelet's message.
     #[error("failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too long (64 characters is the max, {} characters requested)", fqdn.len())]
     FqdnTooLong { fqdn: String },
+    /// A persistentVolumeClaim volume whose claim has no data dir (admission checks that
+    /// it exists; this is the sandbox's own guard).
+    #[error("volume {volume:?}: persistentvolumeclaim {claim:?} not found")]
+    ClaimNotFound { volume: String, claim: String },
     #[error("volume {volume:?} is not a volume of this pod")]
     UnknownVolume { volume: String },
     /// A configMap volume (or projected source) names a ConfigMap that is not given and
@@ -271,7 +281,12 @@ impl Sandbox {
             .and_then(|s| s.volumes.as_deref())
             .unwrap_or_default()
             .iter()
-            .map(|v| Ok((v.name.clone(), volumes::plan(&volumes_dir, v)?)))
+            .map(|v| {
+                Ok((
+                    v.name.clone(),
+                    volumes::plan(&volumes_dir, cfg.claims_dir, v)?,
+                ))
+            })
             .collect::<Result<_, SandboxError>>()?;
         let ns = dir.join("ns");
         let etc = dir.join("etc");
@@ -393,8 +408,9 @@ impl Sandbox {
             self.keep_objects(cfg.objects)?;
         }
 
-        // The kubelet gives `fsGroup` the pod's emptyDirs and (with the read-only mask) its
-        // configMap, secret, downwardAPI and projected volumes; hostPaths stay as they are.
+        // The kubelet gives `fsGroup` the pod's emptyDirs, writable claims and (with the
+        // read-only mask) its configMap, secret, downwardAPI and projected volumes; hostPaths
+        // stay as they are.
         let fs_group = fs_group(pod);
         for volume in spec_volumes(pod) {
             let Some(root) = self.volumes.get(&volume.name) else {
@@ -415,6 +431,22 @@ impl Sandbox {
                     }
                 }
                 VolumeRoot::HostPath(_) => volumes::set_up(volume, root)?,
+                VolumeRoot::Claim { dir, read_only } => {
+                    volumes::set_up(volume, root)?;
+                    // As the kubelet's local volumes: a read-only mount's files are left
+                    // as they are.
+                    if let (Some(gid), false) = (fs_group, *read_only) {
+                        if !(fs_group_on_root_mismatch(pod)
+                            && ownership::root_matches(dir, gid, ownership::Access::ReadWrite))
+                        {
+                            ownership::set_volume_ownership(
+                                dir,
+                                gid,
+                                ownership::Access::ReadWrite,
+                            )?;
+                        }
+                    }
+                }
             }
         }
         Ok(dns_warnings)
@@ -446,6 +478,31 @@ impl Sandbox {
         files::write_private(&dir.join(OBJECTS_FILE), &json)
     }
 
+    /// Replaces the kept ConfigMaps and Secrets with `objects` (their content changed in
+    /// the daemon's manifests dir), so that restarted containers read the new values.
+    pub fn keep_objects_again(
+        &self,
+        objects: &crate::manifest::Objects,
+    ) -> Result<(), SandboxError> {
+        let dir = self.dir.join(OBJECTS_DIR);
+        if objects.is_empty() || !mounts::is_mount_point(&dir)? {
+            return Ok(());
+        }
+        let json = objects.to_json().map_err(|e| SandboxError::Io {
+            op: "encode objects",
+            path: dir.clone(),
+            source: e.into(),
+        })?;
+        let next = dir.join(format!("{OBJECTS_FILE}.new"));
+        let _ = std::fs::remove_file(&next);
+        files::write_private(&next, &json)?;
+        std::fs::rename(&next, dir.join(OBJECTS_FILE)).map_err(|source| SandboxError::Io {
+            op: "rename",
+            path: next,
+            source,
+        })
+    }
+
     /// The ConfigMaps and Secrets kept for the pod in `dir` (none when it was given none).
     pub fn kept_objects(dir: &Path) -> Result<crate::manifest::Objects, SandboxError> {
         let path = dir.join(OBJECTS_DIR).join(OBJECTS_FILE);
@@ -468,9 +525,19 @@ impl Sandbox {
 
     /// Whether containers must mount `volume` read-only whatever their `readOnly` says:
     /// configMap, secret, downwardAPI and projected volumes (the kubelet's read-only
-    /// plugins). `false` for a volume the pod does not have.
+    /// plugins), and a persistentVolumeClaim volume with `readOnly: true`. `false` for a
+    /// volume the pod does not have.
     pub fn is_read_only_volume(&self, volume: &str) -> bool {
-        matches!(self.volumes.get(volume), Some(VolumeRoot::Projected { .. }))
+        matches!(
+            self.volumes.get(volume),
+            Some(
+                VolumeRoot::Projected { .. }
+                    | VolumeRoot::Claim {
+                        read_only: true,
+                        ..
+                    }
+            )
+        )
     }
 
     /// Recomputes every configMap, secret, downwardAPI and projected volume of `pod` (the
@@ -719,6 +786,16 @@ fn spec_volumes(pod: &Pod) -> &[Volume] {
         .as_ref()
         .and_then(|s| s.volumes.as_deref())
         .unwrap_or_default()
+}
+
+/// `securityContext.fsGroupChangePolicy: OnRootMismatch`: a volume whose root has the
+/// group and permissions already is not walked.
+fn fs_group_on_root_mismatch(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.fs_group_change_policy.as_deref())
+        == Some("OnRootMismatch")
 }
 
 /// The pod's `securityContext.fsGroup`, if it is a valid gid.

@@ -6,8 +6,9 @@
 //! read-only mask. hostPath volumes are never changed (the kubelet does not either).
 //!
 //! `fsGroupChangePolicy: OnRootMismatch` only skips the walk for a volume whose root already
-//! matches; podctl applies ownership once, to a new and empty emptyDir, where both policies
-//! do the same.
+//! matches ([`root_matches`]): it matters for a persistentVolumeClaim, whose files outlive
+//! the pod; podctl applies ownership to a new and empty emptyDir, where both policies do the
+//! same.
 
 use std::fs::{Metadata, Permissions};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -63,6 +64,20 @@ pub(crate) fn set_volume_ownership(
         }
     }
     Ok(())
+}
+
+/// Whether the root of a volume has the group `fs_group`, the permissions of `access` and
+/// the setgid bit already: the kubelet's `requiresPermissionChange` false, so that
+/// `fsGroupChangePolicy: OnRootMismatch` skips the walk.
+pub(crate) fn root_matches(path: &Path, fs_group: u32, access: Access) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let wanted = access.mask() | 0o110;
+    meta.is_dir()
+        && meta.gid() == fs_group
+        && meta.mode() & wanted == wanted
+        && meta.mode() & 0o2000 != 0
 }
 
 fn change(path: &Path, meta: &Metadata, fs_group: u32, access: Access) -> Result<(), SandboxError> {
@@ -125,6 +140,28 @@ mod tests {
         let err =
             set_volume_ownership(&tmp.path().join("missing"), 2000, Access::ReadWrite).unwrap_err();
         assert!(matches!(err, SandboxError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_matching_root_is_told_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("vol");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, Permissions::from_mode(0o777)).unwrap();
+        assert!(!root_matches(&root, 2000, Access::ReadWrite));
+        set_volume_ownership(&root, 2000, Access::ReadWrite).unwrap();
+        assert!(root_matches(&root, 2000, Access::ReadWrite));
+        assert!(
+            !root_matches(&root, 2001, Access::ReadWrite),
+            "another group"
+        );
+        std::fs::set_permissions(&root, Permissions::from_mode(0o777)).unwrap();
+        assert!(!root_matches(&root, 2000, Access::ReadWrite), "setgid lost");
+        assert!(!root_matches(
+            &tmp.path().join("missing"),
+            2000,
+            Access::ReadWrite
+        ));
     }
 
     #[test]

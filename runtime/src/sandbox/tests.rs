@@ -80,6 +80,7 @@ fn create_inspect_destroy() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -164,6 +165,7 @@ fn create_inspect_destroy() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap_err();
     assert!(
@@ -179,6 +181,7 @@ fn create_inspect_destroy() {
             pod: &pod,
             objects: &Objects::default(),
             live: &LiveFields::default(),
+            claims_dir: Path::new("/nonexistent/claims"),
         })
         .unwrap(),
         sb
@@ -210,6 +213,7 @@ fn failed_create_cleans_up() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap_err();
     match &err {
@@ -239,6 +243,7 @@ fn host_network_uses_node_namespaces() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -263,6 +268,7 @@ fn spec_hostname_overrides_pod_name() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap();
     assert_eq!(sb.hostname_value, "custom");
@@ -281,6 +287,7 @@ fn set_hostname_as_fqdn_puts_the_fqdn_in_the_kernel_hostname() {
             pod: &pod,
             objects: &Objects::default(),
             live: &LiveFields::default(),
+            claims_dir: Path::new("/nonexistent/claims"),
         })
     };
     let sb = planned("web", Some("db")).unwrap();
@@ -351,6 +358,7 @@ fn host_ipc_is_refused() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap_err();
     assert!(err.to_string().contains("spec.hostIPC"), "{err}");
@@ -375,6 +383,7 @@ fn release_keeps_files_but_drops_mounts() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -406,6 +415,7 @@ fn bad_size_limit_is_reported() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap_err();
     assert!(
@@ -516,6 +526,7 @@ fn api_data_volumes_are_laid_out_like_the_kubelet() {
         pod: &pod,
         objects: &objects,
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     };
     let sb = Sandbox::create(config).unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -606,6 +617,7 @@ fn update_projected_rewrites_changed_volumes_only() {
         pod: &pod,
         objects: &api_data_objects("a=1\n"),
         live: &live,
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -673,6 +685,7 @@ fn a_released_tmpfs_volume_is_not_written_to_disk() {
         pod: &pod,
         objects: &api_data_objects("a=1\n"),
         live: &live,
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -701,6 +714,7 @@ fn fs_group_owns_api_data_volumes_read_only() {
         pod: &pod,
         objects: &api_data_objects("a=1\n"),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap();
     let _cleanup = Cleanup(dir.clone());
@@ -767,6 +781,7 @@ fn missing_objects_and_bad_paths_fail_create_and_clean_up() {
             pod: &pod,
             objects: &api_data_objects("a=1\n"),
             live: &LiveFields::default(),
+            claims_dir: Path::new("/nonexistent/claims"),
         })
         .unwrap_err();
         assert_eq!(err.to_string(), message);
@@ -791,10 +806,108 @@ fn unsupported_projected_sources_are_refused_when_planning() {
         pod: &pod,
         objects: &Objects::default(),
         live: &LiveFields::default(),
+        claims_dir: Path::new("/nonexistent/claims"),
     })
     .unwrap_err();
     assert_eq!(
         err.to_string(),
         "volume \"token\": projected source serviceAccountToken is not supported"
     );
+}
+
+#[test]
+fn claim_volumes_are_the_claims_data_and_outlive_the_sandbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ns/pods/db");
+    let claims_dir = tmp.path().join("ns/claims");
+    let data = crate::claims::data_dir(&claims_dir, "data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(data.join("kept"), "from an earlier pod").unwrap();
+    let pod_with = |policy: Option<&str>| {
+        pod(json!({
+            "metadata": {"name": "db"},
+            "spec": {
+                "securityContext": {"fsGroup": 3000, "fsGroupChangePolicy": policy},
+                "containers": [{"name": "c", "image": "busybox"}],
+                "volumes": [
+                    {"name": "rw", "persistentVolumeClaim": {"claimName": "data"}},
+                    {"name": "ro", "persistentVolumeClaim": {"claimName": "data", "readOnly": true}},
+                ],
+            },
+        }))
+    };
+    let always = pod_with(None);
+    let config = SandboxConfig {
+        dir: &dir,
+        pod: &always,
+        objects: &Objects::default(),
+        live: &LiveFields::default(),
+        claims_dir: &claims_dir,
+    };
+    let sb = Sandbox::create(config).unwrap();
+    let cleanup = Cleanup(dir.clone());
+    assert_eq!(sb.volume_path("rw", "").unwrap(), data);
+    assert_eq!(sb.volume_path("ro", "").unwrap(), data);
+    assert!(!sb.is_read_only_volume("rw"));
+    assert!(sb.is_read_only_volume("ro"));
+    assert!(
+        !dir.join("volumes/rw").exists(),
+        "nothing of it in the pod dir"
+    );
+    // fsGroup as on an emptyDir, over what earlier pods left too.
+    assert_eq!((gid_of(&data), mode_of(&data)), (3000, 0o2777));
+    assert_eq!(gid_of(&data.join("kept")), 3000);
+    drop(cleanup);
+    assert!(!dir.exists());
+    assert_eq!(
+        std::fs::read_to_string(data.join("kept")).unwrap(),
+        "from an earlier pod"
+    );
+
+    // OnRootMismatch: a root that matches already is not walked.
+    std::os::unix::fs::chown(data.join("kept"), None, Some(0)).unwrap();
+    let on_mismatch = pod_with(Some("OnRootMismatch"));
+    let sb = Sandbox::create(SandboxConfig {
+        pod: &on_mismatch,
+        ..config
+    })
+    .unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    assert_eq!(gid_of(&data.join("kept")), 0);
+    drop(sb);
+
+    // A claim without data (removed), or a name no claim can have, fails the sandbox.
+    let missing = pod(json!({
+        "metadata": {"name": "db2"},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox"}],
+            "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "gone"}}],
+        },
+    }));
+    let dir2 = tmp.path().join("ns/pods/db2");
+    let err = Sandbox::create(SandboxConfig {
+        dir: &dir2,
+        pod: &missing,
+        ..config
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "volume \"v\": persistentvolumeclaim \"gone\" not found"
+    );
+    assert!(!dir2.exists());
+    let escaping = pod(json!({
+        "metadata": {"name": "db3"},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox"}],
+            "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "../../pods"}}],
+        },
+    }));
+    let err = Sandbox::planned(SandboxConfig {
+        pod: &escaping,
+        ..config
+    })
+    .unwrap_err();
+    assert!(matches!(err, SandboxError::ClaimNotFound { .. }), "{err}");
 }

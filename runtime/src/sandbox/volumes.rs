@@ -1,6 +1,7 @@
 //! Pod volumes: emptyDir directories (or tmpfs for `medium: Memory`), hostPath type checks,
 //! the directories (or tmpfs) of configMap, secret, downwardAPI and projected volumes (their
-//! files are written by `projection`), and safe subPath resolution.
+//! files are written by `projection`), the data dirs of persistentVolumeClaim volumes, and
+//! safe subPath resolution.
 
 use std::fs::Permissions;
 use std::io::ErrorKind;
@@ -24,6 +25,10 @@ pub(crate) enum VolumeRoot {
     /// `tmpfs` for all but configMap: the kubelet wraps them in a `medium: Memory` emptyDir
     /// (configMap in a disk one), so that secrets never reach a disk.
     Projected { dir: PathBuf, tmpfs: bool },
+    /// The data dir of a persistentVolumeClaim (`<claims>/<claim>/data`): it outlives the
+    /// pod, and is never created inside nor removed with the state dir. `read_only`: the
+    /// volume source's `readOnly`, which makes every mount of it read-only.
+    Claim { dir: PathBuf, read_only: bool },
 }
 
 impl VolumeRoot {
@@ -31,16 +36,33 @@ impl VolumeRoot {
         match self {
             VolumeRoot::EmptyDir(p)
             | VolumeRoot::HostPath(p)
-            | VolumeRoot::Projected { dir: p, .. } => p,
+            | VolumeRoot::Projected { dir: p, .. }
+            | VolumeRoot::Claim { dir: p, .. } => p,
         }
     }
 }
 
-/// Where each volume of the pod lives (no I/O).
-pub(crate) fn plan(volumes_dir: &Path, volume: &Volume) -> Result<VolumeRoot, SandboxError> {
+/// Where each volume of the pod lives (no I/O); claims are found in `claims_dir`.
+pub(crate) fn plan(
+    volumes_dir: &Path,
+    claims_dir: &Path,
+    volume: &Volume,
+) -> Result<VolumeRoot, SandboxError> {
     let dir = || volumes_dir.join(&volume.name);
     if let Some(hp) = &volume.host_path {
         Ok(VolumeRoot::HostPath(PathBuf::from(&hp.path)))
+    } else if let Some(pvc) = &volume.persistent_volume_claim {
+        // A name that cannot be a claim's must not become a path outside the store.
+        if !crate::claims::is_claim_name(&pvc.claim_name) {
+            return Err(SandboxError::ClaimNotFound {
+                volume: volume.name.clone(),
+                claim: pvc.claim_name.clone(),
+            });
+        }
+        Ok(VolumeRoot::Claim {
+            dir: crate::claims::data_dir(claims_dir, &pvc.claim_name),
+            read_only: pvc.read_only.unwrap_or(false),
+        })
     } else if volume.empty_dir.is_some() {
         Ok(VolumeRoot::EmptyDir(dir()))
     } else if volume.config_map.is_some() {
@@ -59,14 +81,15 @@ pub(crate) fn plan(volumes_dir: &Path, volume: &Volume) -> Result<VolumeRoot, Sa
     } else {
         Err(SandboxError::UnsupportedVolume {
             volume: volume.name.clone(),
-            reason: "only emptyDir, hostPath, configMap, secret, downwardAPI and projected \
-                     volumes are supported"
+            reason: "only emptyDir, hostPath, configMap, secret, downwardAPI, projected and \
+                     persistentVolumeClaim volumes are supported"
                 .into(),
         })
     }
 }
 
-/// Creates (emptyDir; the empty dir of a projected volume) or checks (hostPath) one volume.
+/// Creates (emptyDir; the empty dir of a projected volume) or checks (hostPath,
+/// persistentVolumeClaim) one volume.
 pub(crate) fn set_up(volume: &Volume, root: &VolumeRoot) -> Result<(), SandboxError> {
     match root {
         VolumeRoot::Projected { dir, tmpfs } => {
@@ -113,6 +136,20 @@ pub(crate) fn set_up(volume: &Volume, root: &VolumeRoot) -> Result<(), SandboxEr
                 }
             }
             Ok(())
+        }
+        VolumeRoot::Claim { dir, .. } => {
+            if dir.is_dir() {
+                Ok(())
+            } else {
+                Err(SandboxError::ClaimNotFound {
+                    volume: volume.name.clone(),
+                    claim: volume
+                        .persistent_volume_claim
+                        .as_ref()
+                        .map(|c| c.claim_name.clone())
+                        .unwrap_or_default(),
+                })
+            }
         }
         VolumeRoot::HostPath(path) => {
             let ty = volume
