@@ -102,10 +102,12 @@ pub async fn run(
     let deadline = rules
         .active_deadline_seconds
         .map(|s| started + Duration::from_secs(s));
-    // Container exits the pods restart (OnFailure), across all pods.
-    let restarts = Arc::new(AtomicU32::new(0));
+    // Container exits each running pod restarts (OnFailure): the controller counts those
+    // of the pods still active.
+    let mut restarts: std::collections::HashMap<String, Arc<AtomicU32>> = Default::default();
     let (restarted_tx, mut restarted) = watch::channel(0u32);
     let restarted_tx = Arc::new(restarted_tx);
+    let mut stop_open = true;
 
     let mut status = JobStatus {
         name: rules.name.clone(),
@@ -121,7 +123,8 @@ pub async fn run(
     let mut error: Option<LifecycleError> = None;
 
     loop {
-        let failures = status.failed + restarts.load(Ordering::SeqCst);
+        let restarted_now: u32 = restarts.values().map(|r| r.load(Ordering::SeqCst)).sum();
+        let failures = status.failed + restarted_now;
         if ending.is_none() && failures > rules.backoff_limit {
             ending = Some((
                 "BackoffLimitExceeded".into(),
@@ -146,10 +149,12 @@ pub async fn run(
                 let name = pod.pod.metadata.name.clone().unwrap_or_default();
                 let (pod_stop, pod_stop_rx) = watch::channel(StopRequest::None);
                 pod_stops.push(pod_stop);
+                let counter = Arc::new(AtomicU32::new(0));
+                restarts.insert(name.clone(), counter.clone());
                 let watcher: Arc<dyn Observer> = Arc::new(RestartCounter {
                     inner: observer.clone(),
                     counts: policy == RestartPolicy::OnFailure,
-                    restarts: restarts.clone(),
+                    restarts: counter,
                     changed: restarted_tx.clone(),
                 });
                 let (client, opts) = (client.clone(), opts.clone());
@@ -175,7 +180,13 @@ pub async fn run(
         tokio::select! {
             joined = active.join_next(), if !active.is_empty() => {
                 let Some(joined) = joined else { continue };
-                let (name, result) = joined.map_err(|e| LifecycleError::Join(e.to_string()))?;
+                let (name, result) = match joined {
+                    Ok(done) => done,
+                    // A pod's task panicked: the others are still stopped and awaited, so
+                    // nothing of them is left behind.
+                    Err(e) => (String::new(), Err(LifecycleError::Join(e.to_string()))),
+                };
+                restarts.remove(&name);
                 match result {
                     Ok(pod_status) => {
                         match pod_status.phase {
@@ -206,7 +217,9 @@ pub async fn run(
             }
             _ = wait_start => {}
             _ = restarted.changed() => {}
-            _ = stop.changed() => {}
+            // The sender goes once the last request was sent: then it must not wake the
+            // loop again (it would spin).
+            changed = stop.changed(), if stop_open => stop_open = changed.is_ok(),
         }
     }
     if let Some(e) = error {

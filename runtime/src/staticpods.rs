@@ -49,6 +49,9 @@ pub enum Change {
         file: PathBuf,
         pod: Box<RunnablePod>,
         hash: String,
+        /// The pod the file defined before, when its name changed (a workload's name is
+        /// derived from its content): it is removed before this one starts.
+        previous: Option<String>,
     },
     /// No file defines this pod any more: stop and remove it.
     Remove { name: String },
@@ -260,12 +263,14 @@ impl Watcher {
         }
 
         let mut pods = BTreeMap::new();
+        // Pods no file defines any more, with the file that defined them.
+        let mut removed: Vec<(String, Option<PathBuf>)> = Vec::new();
         for (name, running) in std::mem::take(&mut self.pods) {
             let held = running.file.as_ref().is_some_and(|f| broken.contains(f));
             if defined.contains_key(&name) || held {
                 pods.insert(name, running);
             } else {
-                changes.push(Change::Remove { name });
+                removed.push((name, running.file));
             }
         }
 
@@ -282,6 +287,7 @@ impl Watcher {
                     file: d.file.clone(),
                     pod: d.pod,
                     hash: d.hash.clone(),
+                    previous: None,
                 }),
                 // Same content, perhaps under another file name: nothing to restart, but
                 // objects it uses may have changed.
@@ -304,6 +310,28 @@ impl Watcher {
             pods.insert(name, running);
         }
         self.pods = pods;
+        // A file whose pod got a new name (an edited workload) replaces its old pod: the
+        // old one is stopped first, never both running.
+        for (name, file) in removed {
+            let start = file.as_ref().and_then(|f| by_file.remove(f));
+            match start {
+                Some(Change::Start { file, pod, hash }) => {
+                    let replace = Change::Replace {
+                        file: file.clone(),
+                        pod,
+                        hash,
+                        previous: Some(name),
+                    };
+                    by_file.insert(file, replace);
+                }
+                other => {
+                    if let (Some(f), Some(c)) = (file, other) {
+                        by_file.insert(f, c);
+                    }
+                    changes.push(Change::Remove { name });
+                }
+            }
+        }
 
         // Rebuilt from the files present, so a bad file that comes back is reported again.
         let mut reported = BTreeMap::new();
@@ -397,6 +425,15 @@ fn resolve(file: &Path, parsed: Parsed, shared: &manifest::Bundle) -> Read {
         Parsed::Ok { bundle, hash } => (bundle, hash),
     };
     if bundle.pod.is_none() {
+        // Shared objects; a file of only skipped kinds is reported, as a mistake.
+        if bundle.objects.is_empty() && bundle.claims.is_empty() {
+            if let Err(e) = (*bundle).runnable(&file.display().to_string()) {
+                return Read::Invalid(Report {
+                    hash: Some(hash),
+                    error: crate::describe(&e),
+                });
+            }
+        }
         return Read::Objects;
     }
     let mut full = shared.clone();
@@ -415,9 +452,19 @@ fn resolve(file: &Path, parsed: Parsed, shared: &manifest::Bundle) -> Read {
             "{}: a Job in the manifests dir is not supported yet: run it with `podctl run`",
             file.display()
         )),
-        // A controller's generated name is derived from the content, so that every poll
-        // names the file's pod the same, and a changed file names a new pod.
-        Ok(pod) => {
+        // The pod's identity is its own document (an edit to a ConfigMap beside it is an
+        // objects change, not a new pod); a controller's generated name is derived from
+        // it, so that every poll names the file's pod the same, and a changed workload
+        // names a new pod.
+        Ok(mut pod) => {
+            let hash = workload_hash(&pod);
+            // Only the claims it uses: a claim another pod of the dir names is not this
+            // pod's to create (nor to fail on).
+            let used: Vec<String> = crate::claims::used_by(&pod.pod)
+                .into_iter()
+                .map(|(_, claim)| claim)
+                .collect();
+            pod.claims.retain(|name, _| used.contains(name));
             let pod = pod.renamed(&manifest::seeded_suffix(&hash));
             let objects = content_hash(&pod.objects.to_json().unwrap_or_default());
             Read::Valid {
@@ -429,6 +476,13 @@ fn resolve(file: &Path, parsed: Parsed, shared: &manifest::Bundle) -> Read {
             }
         }
     }
+}
+
+/// The identity of a file's pod: its own document (the template and what made it), not
+/// the objects beside it.
+fn workload_hash(pod: &RunnablePod) -> String {
+    let template = serde_json::to_string(&pod.template).unwrap_or_default();
+    content_hash(format!("{template}{:?}", pod.controller).as_bytes())
 }
 
 /// The first 16 hex digits of the content's sha256: the daemon records it with the pod.
@@ -463,9 +517,15 @@ mod tests {
             .iter()
             .map(|c| match c {
                 Change::Start { file, pod, .. } => format!("start {} {}", name(pod), base(file)),
-                Change::Replace { file, pod, .. } => {
-                    format!("replace {} {}", name(pod), base(file))
-                }
+                Change::Replace {
+                    file,
+                    pod,
+                    previous,
+                    ..
+                } => match previous {
+                    Some(old) => format!("replace {old} by {} {}", name(pod), base(file)),
+                    None => format!("replace {} {}", name(pod), base(file)),
+                },
                 Change::Remove { name } => format!("remove {name}"),
                 Change::Objects { pod } => format!("objects {}", name(pod)),
                 Change::Invalid { file, .. } => format!("invalid {}", base(file)),
@@ -480,9 +540,9 @@ mod tests {
         let cm = |value: &str| {
             format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{level: {value}}}\n")
         };
-        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  volumes: [{name: c, configMap: {name: cfg}}]\n  containers: [{name: app, image: busybox, volumeMounts: [{name: c, mountPath: /c}]}]\n";
+        let web = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  volumes: [{name: c, configMap: {name: cfg}}]\n  containers: [{name: app, image: busybox, volumeMounts: [{name: c, mountPath: /c}]}]\n";
         write(dir, "cfg.yaml", &cm("info"));
-        write(dir, "web.yaml", pod);
+        write(dir, "web.yaml", web);
         let mut w = Watcher::new(dir.to_owned(), BTreeMap::new());
         let changes = w.poll();
         assert_eq!(summary(&changes), ["start web web.yaml"]);
@@ -506,12 +566,50 @@ mod tests {
         let changes = w.poll();
         assert_eq!(summary(&changes), ["invalid web.yaml"]);
         assert!(error_of(&changes).contains("configmaps \"cfg\" not found"));
+        // A ConfigMap beside its pod in one file: editing it is an objects change too.
+        std::fs::remove_file(dir.join("web.yaml")).unwrap();
+        write(dir, "both.yaml", &format!("{}---\n{web}", cm("one")));
+        assert_eq!(summary(&w.poll()), ["objects web"]);
+        write(dir, "both.yaml", &format!("{}---\n{web}", cm("two")));
+        assert_eq!(summary(&w.poll()), ["objects web"]);
+        std::fs::remove_file(dir.join("both.yaml")).unwrap();
+        assert_eq!(summary(&w.poll()), ["remove web"]);
         // Two files defining one ConfigMap: the second is reported.
         write(dir, "a.yaml", &cm("a"));
         write(dir, "b.yaml", &cm("b"));
         let changes = w.poll();
         let text = summary(&changes).join(" ");
         assert!(text.contains("invalid b.yaml"), "{text}");
+    }
+
+    #[test]
+    fn an_edited_workload_replaces_its_pod_under_a_new_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let deployment = |image: &str| {
+            format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: app, image: {image}}}]}}\n")
+        };
+        write(dir, "web.yaml", &deployment("busybox:1.35"));
+        let mut w = Watcher::new(dir.to_owned(), BTreeMap::new());
+        let first = summary(&w.poll());
+        assert_eq!(first.len(), 1);
+        let old = first[0].split(' ').nth(1).unwrap().to_owned();
+        assert!(old.starts_with("web-"), "{old}");
+        // The same content keeps the name at every poll.
+        assert!(w.poll().is_empty());
+        write(dir, "web.yaml", &deployment("busybox:1.36"));
+        let second = summary(&w.poll());
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert!(
+            second[0].starts_with(&format!("replace {old} by web-")),
+            "{second:?}"
+        );
+        assert!(!second[0].contains(&format!("by {old} ")), "{second:?}");
+    }
+
+    /// The hash the watcher gives the pod of `text`.
+    fn hash_of(text: &str) -> String {
+        workload_hash(&manifest::parse_valid(text, "t.yaml").unwrap())
     }
 
     fn error_of(changes: &[Change]) -> String {
@@ -544,7 +642,7 @@ mod tests {
         let Change::Replace { hash, .. } = &changes[0] else {
             unreachable!()
         };
-        assert_eq!(hash, &content_hash(pod("alpha", "busybox:1.36").as_bytes()));
+        assert_eq!(hash, &hash_of(&pod("alpha", "busybox:1.36")));
         assert_eq!(hash.len(), 16);
 
         std::fs::remove_file(d.path().join("b.yaml")).unwrap();
@@ -559,7 +657,7 @@ mod tests {
         write(d.path(), "a.yaml", &pod("alpha", "busybox"));
         assert_eq!(summary(&w.poll()), ["start alpha a.yaml"]);
         write(d.path(), "a.yaml", &pod("omega", "busybox"));
-        assert_eq!(summary(&w.poll()), ["remove alpha", "start omega a.yaml"]);
+        assert_eq!(summary(&w.poll()), ["replace alpha by omega a.yaml"]);
     }
 
     #[test]
@@ -709,14 +807,8 @@ mod tests {
         write(d.path(), "changed.yaml", &pod("changed", "busybox:1.36"));
         write(d.path(), "new.yaml", &pod("new", "busybox"));
         let known = BTreeMap::from([
-            (
-                "same".to_owned(),
-                content_hash(pod("same", "busybox").as_bytes()),
-            ),
-            (
-                "changed".to_owned(),
-                content_hash(pod("changed", "busybox").as_bytes()),
-            ),
+            ("same".to_owned(), hash_of(&pod("same", "busybox"))),
+            ("changed".to_owned(), hash_of(&pod("changed", "busybox"))),
             ("gone".to_owned(), "0123456789abcdef".to_owned()),
         ]);
         let mut w = Watcher::new(d.path().to_owned(), known);

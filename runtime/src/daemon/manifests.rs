@@ -96,11 +96,21 @@ fn log_invalid(change: &Change) {
 async fn apply(daemon: Arc<Daemon>, change: Change) -> Option<Change> {
     let done = match &change {
         Change::Start { file, pod, hash } => start(&daemon, file, pod, hash).await,
-        // `start` removes the pod of the earlier content first.
-        Change::Replace { file, pod, hash } => {
+        // `start` removes the pod of the earlier content first, under its name or under
+        // the name it had (a workload's changed with its content).
+        Change::Replace {
+            file,
+            pod,
+            hash,
+            previous,
+        } => {
             let name = pod.pod.metadata.name.as_deref().unwrap_or_default();
-            tracing::info!(pod = %name, file = %file.display(), "manifest changed: replacing the pod");
-            start(&daemon, file, pod, hash).await
+            tracing::info!(pod = %name, previous = ?previous, file = %file.display(), "manifest changed: replacing the pod");
+            let removed = match previous {
+                Some(old) if old != name => remove(&daemon, old).await,
+                _ => true,
+            };
+            removed && start(&daemon, file, pod, hash).await
         }
         Change::Remove { name } => {
             tracing::info!(pod = %name, "manifest removed: stopping and removing the pod");
@@ -223,6 +233,39 @@ async fn remove(daemon: &Arc<Daemon>, name: &str) -> bool {
 /// The order in which the dir's changes run, per pod name; pure bookkeeping: the loop runs
 /// what it hands out. A name has at most one change running and one waiting behind it,
 /// and a failed change waiting to be tried again only while nothing of it runs.
+/// How a change of a pod combines with an older one still to be applied.
+trait Supersede: Sized {
+    /// `newer` replaces `self`, keeping what of `self` it does not say.
+    fn then(self, newer: Self) -> Self;
+}
+
+impl Supersede for Change {
+    /// New objects for a pod still to be started go into that start: the start must not
+    /// be lost to them.
+    fn then(self, newer: Change) -> Change {
+        match (self, newer) {
+            (Change::Start { file, hash, .. }, Change::Objects { pod }) => {
+                Change::Start { file, pod, hash }
+            }
+            (
+                Change::Replace {
+                    file,
+                    hash,
+                    previous,
+                    ..
+                },
+                Change::Objects { pod },
+            ) => Change::Replace {
+                file,
+                pod,
+                hash,
+                previous,
+            },
+            (_, newer) => newer,
+        }
+    }
+}
+
 struct Schedule<C> {
     /// Names with a change running → the change waiting behind it.
     running: HashMap<String, Option<C>>,
@@ -230,7 +273,7 @@ struct Schedule<C> {
     retry: HashMap<String, (C, Instant)>,
 }
 
-impl<C> Schedule<C> {
+impl<C: Supersede> Schedule<C> {
     fn new() -> Self {
         Self {
             running: HashMap::new(),
@@ -241,15 +284,22 @@ impl<C> Schedule<C> {
     /// A new change of `name`, which supersedes a failed one: returned when it may run
     /// now; else it waits behind the running one, replacing any change waiting there.
     fn submit(&mut self, name: &str, change: C) -> Option<C> {
-        self.retry.remove(name);
+        let failed = self.retry.remove(name).map(|(c, _)| c);
         match self.running.get_mut(name) {
             Some(waiting) => {
-                *waiting = Some(change);
+                let older = waiting.take().or(failed);
+                *waiting = Some(match older {
+                    Some(older) => older.then(change),
+                    None => change,
+                });
                 None
             }
             None => {
                 self.running.insert(name.to_string(), None);
-                Some(change)
+                Some(match failed {
+                    Some(older) => older.then(change),
+                    None => change,
+                })
             }
         }
     }
@@ -258,7 +308,13 @@ impl<C> Schedule<C> {
     /// (unless a newer one waits). Returns the change of `name` to run now, if any.
     fn finished(&mut self, name: &str, failed: Option<C>, now: Instant) -> Option<C> {
         match self.running.remove(name).flatten() {
-            Some(next) => self.submit(name, next),
+            Some(next) => {
+                let next = match failed {
+                    Some(failed) => failed.then(next),
+                    None => next,
+                };
+                self.submit(name, next)
+            }
             None => {
                 if let Some(change) = failed {
                     self.retry.insert(name.to_string(), (change, now + RETRY));
@@ -290,6 +346,12 @@ impl<C> Schedule<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Supersede for i32 {
+        fn then(self, newer: i32) -> i32 {
+            newer
+        }
+    }
 
     #[test]
     fn a_pods_changes_run_one_at_a_time_and_the_newest_waiting_wins() {

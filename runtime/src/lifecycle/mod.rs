@@ -300,6 +300,7 @@ impl PodContext {
             });
         }
         let live = self.live_fields();
+        let objects = self.current_objects();
         Ok(oci::container_spec(&oci::ContainerInput {
             pod: &self.pod,
             container,
@@ -309,9 +310,22 @@ impl PodContext {
             shim_group: &self.shim_group,
             host: crate::cgroups::host(),
             mounts,
-            objects: &self.objects,
+            objects: &objects,
             live: &live,
         })?)
+    }
+
+    /// The pod's ConfigMaps and Secrets as they are now: the daemon rewrites the kept copy
+    /// when they change in its manifests dir, and a container created later reads the new
+    /// values, as the kubelet resolves env at every container start.
+    fn current_objects(&self) -> crate::manifest::Objects {
+        if self.objects.is_empty() {
+            return crate::manifest::Objects::default();
+        }
+        Sandbox::kept_objects(&self.pod_dir)
+            .ok()
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| self.objects.clone())
     }
 
     /// The live pod fields as they stand now.

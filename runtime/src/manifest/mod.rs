@@ -210,6 +210,9 @@ impl Bundle {
         if let Some(s) = self.skipped.first() {
             return Err(wrong(&s.kind, &s.name));
         }
+        if let Some(name) = self.claims.keys().next() {
+            return Err(wrong("PersistentVolumeClaim", name));
+        }
         let other = if flag == "secret" {
             self.objects
                 .config_maps
@@ -253,6 +256,21 @@ impl Bundle {
             });
         };
         let pod = controller.pod(&template, &workloads::random_suffix());
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        if !is_dns_label(&pod_name) {
+            // A workload's name may be a subdomain; the pods podctl runs are labels.
+            let (kind, name) = controller.owner().unwrap_or(("Pod", &pod_name));
+            return Err(ManifestError::Invalid {
+                kind,
+                name: name.to_owned(),
+                errors: vec![FieldError::new(
+                    "metadata.name",
+                    format!(
+                        "Invalid value: {pod_name:?}: the pod it makes must have an RFC 1123 label for a name (lower-case letters, digits and '-', at most 63): use a shorter name without dots"
+                    ),
+                )],
+            });
+        }
         let pod_namespace = crate::downward::namespace(&pod).to_owned();
         let metas = self
             .objects

@@ -66,17 +66,21 @@ pub struct JobRules {
 }
 
 impl Controller {
-    /// The kind and name of the controller, for messages (`Deployment "web"`).
-    pub fn describe(&self) -> Option<String> {
-        let (kind, name) = match self {
+    /// The controller's kind and name; `None` for a bare Pod.
+    pub fn owner(&self) -> Option<(&'static str, &str)> {
+        Some(match self {
             Controller::None => return None,
             Controller::Deployment { name, .. } => ("Deployment", name),
             Controller::ReplicaSet { name } => ("ReplicaSet", name),
             Controller::StatefulSet { name, .. } => ("StatefulSet", name),
             Controller::DaemonSet { name, .. } => ("DaemonSet", name),
             Controller::Job(j) => ("Job", &j.name),
-        };
-        Some(format!("{kind} {name:?}"))
+        })
+    }
+
+    /// The kind and name of the controller, for messages (`Deployment "web"`).
+    pub fn describe(&self) -> Option<String> {
+        self.owner().map(|(kind, name)| format!("{kind} {name:?}"))
     }
 
     /// The pod this controller makes from `template`: its name (with `suffix` where the
@@ -480,15 +484,27 @@ pub(super) fn job(j: &Job) -> Result<Read, ManifestError> {
     }
     let active_deadline_seconds = match spec.active_deadline_seconds {
         None => None,
-        Some(n) if n > 0 => Some(n as u64),
+        Some(n) if (1..=i64::from(i32::MAX)).contains(&n) => Some(n as u64),
         Some(n) => {
+            // The API server's bound is any positive int64; a deadline past 68 years is
+            // refused here rather than overflowing a clock.
             v.push(
                 "spec.activeDeadlineSeconds",
-                format!("Invalid value: {n}: must be greater than or equal to 0"),
+                format!(
+                    "Invalid value: {n}: must be between 1 and {}, inclusive",
+                    i32::MAX
+                ),
             );
             None
         }
     };
+    if spec.completions.is_none() && spec.parallelism.is_some_and(|p| p > 1) {
+        // A work-queue Job: done when any pod succeeds and the rest ended.
+        v.push(
+            "spec.parallelism",
+            "Forbidden: not supported by podctl yet without spec.completions (a work-queue Job)",
+        );
+    }
     let refused = [
         (
             "backoffLimitPerIndex",

@@ -484,8 +484,12 @@ impl Sandbox {
         &self,
         objects: &crate::manifest::Objects,
     ) -> Result<(), SandboxError> {
-        let dir = self.dir.join(OBJECTS_DIR);
-        if objects.is_empty() || !mounts::is_mount_point(&dir)? {
+        // A pod given no objects has no tmpfs for them, and can gain none without a new
+        // manifest (which replaces the pod).
+        let Ok(dir) = self.dir.join(OBJECTS_DIR).canonicalize() else {
+            return Ok(());
+        };
+        if !mounts::is_mount_point(&dir)? {
             return Ok(());
         }
         let json = objects.to_json().map_err(|e| SandboxError::Io {
