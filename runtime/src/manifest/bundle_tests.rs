@@ -270,6 +270,21 @@ fn other_files_add_objects_of_their_kind_only() {
         "creds.yaml: Secret \"creds\" is in namespace \"prod\", the pod in \"default\": a pod sees only the objects of its own namespace"
     );
 
+    let claim_elsewhere = Inputs {
+        manifest: (
+            format!("{pod}---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: data, namespace: prod}}\nspec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n"),
+            "pod.yaml".to_owned(),
+        ),
+        secrets: vec![(secret.to_owned(), "creds.yaml".to_owned())],
+        ..Default::default()
+    };
+    assert!(
+        message(&claim_elsewhere.runnable().unwrap_err())
+            .contains("PersistentVolumeClaim \"data\" is in namespace \"prod\""),
+        "{}",
+        message(&claim_elsewhere.runnable().unwrap_err())
+    );
+
     let no_pod = Inputs {
         manifest: (secret.to_owned(), "creds.yaml".to_owned()),
         ..Default::default()

@@ -282,6 +282,11 @@ impl Bundle {
                     .secrets
                     .values()
                     .map(|o| ("Secret", &o.metadata)),
+            )
+            .chain(
+                self.claims
+                    .values()
+                    .map(|o| ("PersistentVolumeClaim", &o.metadata)),
             );
         for (kind, meta) in metas {
             let namespace = meta.namespace.as_deref().filter(|n| !n.is_empty());
