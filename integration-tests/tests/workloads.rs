@@ -290,3 +290,52 @@ async fn the_example_app_keeps_its_data_between_runs() {
     );
     f.finish().await;
 }
+
+/// A StatefulSet's pod is `<name>-0`, and each claim template becomes the ordinal's own
+/// claim (`<template>-<name>-0`), which outlives the pod and serves it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateful_set_keeps_its_ordinals_claim() {
+    let f = Fixture::new("statefulset").await;
+    let file = write(
+        &f,
+        "db.yaml",
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  volumeClaimTemplates:
+    - metadata: {name: data}
+      spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: db
+          image: busybox:1.35
+          command: ["sh", "-c", "echo run >> /data/runs; echo \"$(hostname) runs=$(wc -l < /data/runs)\"; exec sleep 600"]
+          volumeMounts: [{name: data, mountPath: /data}]
+"#,
+    );
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let mut run = f.start(&["run", "--rm", &file], None);
+        run.wait_until("the pod is made", Duration::from_secs(60), || {
+            f.pod_dir("db-0").exists()
+        });
+        f.wait_for_log("db-0", "db", "runs=");
+        run.signal(Signal::SIGTERM);
+        let out = run.wait(Duration::from_secs(60));
+        seen.extend(lines_of(&out, "db"));
+    }
+    assert_eq!(seen, ["db-0 runs=1", "db-0 runs=2"]);
+    let inspect = f.podctl(&["volume", "inspect", "data-db-0", "-o", "json"], None);
+    assert_success(&inspect, "podctl volume inspect");
+    assert_success(
+        &f.podctl(&["volume", "rm", "data-db-0"], None),
+        "podctl volume rm",
+    );
+    f.finish().await;
+}

@@ -404,6 +404,35 @@ fn workloads_run_their_template_named_as_their_controller_names_pods() {
 }
 
 #[test]
+fn a_stateful_set_claims_storage_per_ordinal() {
+    let sts = parse_valid(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  selector: {matchLabels: {app: db}}\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: db, image: busybox, volumeMounts: [{name: data, mountPath: /data}]}]}\n",
+        "db.yaml",
+    )
+    .expect("statefulset");
+    let claim = &sts.claims["data-db-0"];
+    assert_eq!(claim.metadata.labels.clone().unwrap()["app"], "db");
+    let volumes = sts.pod.spec.clone().unwrap().volumes.unwrap();
+    let source = volumes[0].persistent_volume_claim.clone().unwrap();
+    assert_eq!(
+        (volumes[0].name.as_str(), source.claim_name.as_str()),
+        ("data", "data-db-0")
+    );
+    // A bad claim template is reported at its own path.
+    let err = parse_bundle(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  selector: {matchLabels: {app: db}}\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {accessModes: [ReadWriteOnce]}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: db, image: busybox}]}\n",
+        "db.yaml",
+    )
+    .expect_err("no storage");
+    assert!(
+        message(&err)
+            .contains("* spec.volumeClaimTemplates[0].spec.resources[storage]: Required value"),
+        "{}",
+        message(&err)
+    );
+}
+
+#[test]
 fn workload_rules() {
     let invalid = |text: &str| match parse_bundle(text, "w.yaml") {
         Err(e) => e.to_string(),

@@ -398,6 +398,12 @@ pub fn parse_bundle(text: &str, source: &str) -> Result<Bundle, ManifestError> {
                     parse::Workload::Job(j) => workloads::job(&j),
                 };
                 read.and_then(|r| {
+                    for claim in r.claims {
+                        let name = claim.metadata.name.clone().unwrap_or_default();
+                        let key = format!("PersistentVolumeClaim/{name}");
+                        bundle.note_origin(&key, doc.location.clone())?;
+                        bundle.claims.insert(name, claim);
+                    }
                     bundle.merge(Bundle {
                         pod: Some((r.template, r.controller, doc.location)),
                         ..Bundle::default()

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::error::{FieldError, ManifestError};
@@ -193,6 +195,8 @@ fn fnv32a(bytes: &[u8]) -> u32 {
 pub(super) struct Read {
     pub template: Pod,
     pub controller: Controller,
+    /// Claims the controller makes for its pod (a StatefulSet's `volumeClaimTemplates`).
+    pub claims: Vec<PersistentVolumeClaim>,
 }
 
 /// The template as a pod and its own validation, errors at the template's paths.
@@ -328,6 +332,7 @@ fn finish(
         Ok(Read {
             template,
             controller,
+            claims: Vec::new(),
         })
     } else {
         Err(ManifestError::Invalid {
@@ -399,33 +404,81 @@ pub(super) fn replica_set(r: &ReplicaSet) -> Result<Read, ManifestError> {
 pub(super) fn stateful_set(s: &StatefulSet) -> Result<Read, ManifestError> {
     let mut v = Errors::default();
     let spec = &s.spec;
+    let name = s.metadata.name.clone().unwrap_or_default();
+    let ordinal = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
+    // Each claim template becomes the ordinal's own claim, `<template>-<set>-<ordinal>`,
+    // and the pod's volume of the template's name refers to it (the controller's
+    // `updateStorage`).
+    let mut pod_template = spec.template.clone();
+    let mut claims = Vec::new();
+    for (i, t) in spec.volume_claim_templates.iter().flatten().enumerate() {
+        let volume = t.metadata.name.clone().unwrap_or_default();
+        let mut claim = t.clone();
+        claim.metadata.name = Some(format!("{volume}-{name}-{ordinal}"));
+        claim.metadata.namespace = s.metadata.namespace.clone();
+        let labels = claim.metadata.labels.get_or_insert_with(BTreeMap::new);
+        labels.extend(spec.selector.match_labels.clone().unwrap_or_default());
+        if let Err(ManifestError::Invalid { errors, .. }) = super::objects::validate_claim(&claim) {
+            for e in errors {
+                // The claim's name is the controller's; a bad template name shows there.
+                let path = match e.path.as_str() {
+                    "metadata.name" => format!("spec.volumeClaimTemplates[{i}].metadata.name"),
+                    p => format!("spec.volumeClaimTemplates[{i}].{p}"),
+                };
+                v.push(path, e.message);
+            }
+        }
+        let volumes = pod_template
+            .spec
+            .get_or_insert_with(Default::default)
+            .volumes
+            .get_or_insert_with(Vec::new);
+        volumes.retain(|v| v.name != volume);
+        volumes.push(Volume {
+            name: volume,
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.metadata.name.clone().unwrap_or_default(),
+                read_only: None,
+            }),
+            ..Default::default()
+        });
+        claims.push(claim);
+    }
+    if let Some(policy) = &spec.persistent_volume_claim_retention_policy {
+        // podctl keeps claims until `podctl volume rm`: Retain is all it does.
+        for (field, value) in [
+            ("whenDeleted", &policy.when_deleted),
+            ("whenScaled", &policy.when_scaled),
+        ] {
+            if value.as_deref().is_some_and(|w| w != "Retain") {
+                v.push(
+                    format!("spec.persistentVolumeClaimRetentionPolicy.{field}"),
+                    NOT_SUPPORTED,
+                );
+            }
+        }
+    }
     let mut template = apps_template(
         &mut v,
         "statefulset",
         &s.metadata,
-        Some(&spec.template),
+        Some(&pod_template),
         &spec.selector,
         Some(spec.replicas),
     );
-    if spec
-        .volume_claim_templates
-        .as_ref()
-        .is_some_and(|t| !t.is_empty())
-    {
-        v.push("spec.volumeClaimTemplates", NOT_SUPPORTED);
-    }
     if let Some(service) = spec.service_name.as_ref().filter(|s| !s.is_empty()) {
         if let Some(pod_spec) = template.spec.as_mut() {
             pod_spec.subdomain = Some(service.clone());
         }
     }
-    let ordinal = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
     let controller = Controller::StatefulSet {
-        name: s.metadata.name.clone().unwrap_or_default(),
+        name,
         ordinal,
         revision_hash: template_hash(&spec.template),
     };
-    finish("StatefulSet", &s.metadata, v, template, controller)
+    let mut read = finish("StatefulSet", &s.metadata, v, template, controller)?;
+    read.claims = claims;
+    Ok(read)
 }
 
 pub(super) fn daemon_set(d: &DaemonSet) -> Result<Read, ManifestError> {
