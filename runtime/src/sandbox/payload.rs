@@ -5,7 +5,7 @@
 //! from [`LiveFields`].
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume, VolumeProjection,
+    Container, DownwardAPIVolumeFile, KeyToPath, Pod, Volume, VolumeProjection,
 };
 
 use super::projection::{FileProjection, Payload};
@@ -188,61 +188,25 @@ fn config_map_files(
     objects: &Objects,
     payload: &mut Payload,
 ) -> Result<(), SandboxError> {
-    let optional = optional.unwrap_or(false);
-    let empty = ConfigMap::default();
-    let cm = match objects.config_maps.get(name) {
-        Some(cm) => cm,
-        None if optional => &empty,
-        None => {
-            return Err(SandboxError::ConfigMapNotFound {
-                volume: volume.to_owned(),
-                config_map: name.to_owned(),
-            })
-        }
+    let keys = objects.config_maps.get(name).map(|cm| {
+        let strings = cm
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()));
+        let binary = cm
+            .binary_data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()));
+        strings.chain(binary).collect()
+    });
+    let source = KeySource {
+        volume,
+        name,
+        secret: false,
     };
-    let value = |key: &str| -> Option<Vec<u8>> {
-        cm.data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|s| s.as_bytes().to_vec())
-            .or_else(|| {
-                cm.binary_data
-                    .as_ref()
-                    .and_then(|d| d.get(key))
-                    .map(|b| b.0.clone())
-            })
-    };
-    match items {
-        None | Some([]) => {
-            let strings = cm.data.iter().flatten().map(|(k, v)| (k, v.as_bytes()));
-            let binary = cm
-                .binary_data
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k, v.0.as_slice()));
-            for (key, data) in strings.chain(binary) {
-                payload.insert(key.clone(), file(data.to_vec(), None, default_mode));
-            }
-        }
-        Some(items) => {
-            for item in items {
-                match value(&item.key) {
-                    Some(data) => {
-                        payload.insert(item.path.clone(), file(data, item.mode, default_mode));
-                    }
-                    None if optional => {}
-                    None => {
-                        return Err(SandboxError::ConfigMapKeyNotFound {
-                            volume: volume.to_owned(),
-                            config_map: name.to_owned(),
-                            key: item.key.clone(),
-                        })
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    source.files(keys, items, optional, default_mode, payload)
 }
 
 /// The kubelet's `secret.MakePayload`: every key of `data` (with `stringData` merged in),
@@ -256,47 +220,94 @@ fn secret_files(
     objects: &Objects,
     payload: &mut Payload,
 ) -> Result<(), SandboxError> {
-    let optional = optional.unwrap_or(false);
-    let empty = Secret::default();
-    let secret = match objects.secrets.get(name) {
-        Some(s) => s,
-        None if optional => &empty,
-        None => {
-            return Err(SandboxError::SecretNotFound {
-                volume: volume.to_owned(),
-                secret: name.to_owned(),
-            })
-        }
+    let keys = objects.secrets.get(name).map(|s| {
+        s.data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect()
+    });
+    let source = KeySource {
+        volume,
+        name,
+        secret: true,
     };
-    let data = secret.data.as_ref();
-    match items {
-        None | Some([]) => {
-            for (key, value) in data.into_iter().flatten() {
-                payload.insert(key.clone(), file(value.0.clone(), None, default_mode));
+    source.files(keys, items, optional, default_mode, payload)
+}
+
+/// A ConfigMap or Secret a volume projects, named for errors.
+struct KeySource<'a> {
+    volume: &'a str,
+    name: &'a str,
+    secret: bool,
+}
+
+impl KeySource<'_> {
+    /// What the ConfigMap and Secret `MakePayload`s share: every key (`keys`, `None` when
+    /// the object is not given), or only `items`; a missing object or key is an error
+    /// unless `optional`.
+    fn files(
+        &self,
+        keys: Option<Vec<(String, Vec<u8>)>>,
+        items: Option<&[KeyToPath]>,
+        optional: Option<bool>,
+        default_mode: i32,
+        payload: &mut Payload,
+    ) -> Result<(), SandboxError> {
+        let optional = optional.unwrap_or(false);
+        let keys = match keys {
+            Some(keys) => keys,
+            None if optional => Vec::new(),
+            None => return Err(self.not_found(None)),
+        };
+        match items {
+            None | Some([]) => {
+                for (key, data) in keys {
+                    payload.insert(key, file(data, None, default_mode));
+                }
             }
-        }
-        Some(items) => {
-            for item in items {
-                match data.and_then(|d| d.get(&item.key)) {
-                    Some(value) => {
-                        payload.insert(
-                            item.path.clone(),
-                            file(value.0.clone(), item.mode, default_mode),
-                        );
-                    }
-                    None if optional => {}
-                    None => {
-                        return Err(SandboxError::SecretKeyNotFound {
-                            volume: volume.to_owned(),
-                            secret: name.to_owned(),
-                            key: item.key.clone(),
-                        })
+            Some(items) => {
+                for item in items {
+                    match keys.iter().find(|(k, _)| *k == item.key) {
+                        Some((_, data)) => {
+                            payload.insert(
+                                item.path.clone(),
+                                file(data.clone(), item.mode, default_mode),
+                            );
+                        }
+                        None if optional => {}
+                        None => return Err(self.not_found(Some(&item.key))),
                     }
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// The object, or (`Some(key)`) one of its keys, is missing.
+    fn not_found(&self, key: Option<&str>) -> SandboxError {
+        let (volume, name) = (self.volume.to_owned(), self.name.to_owned());
+        match (self.secret, key) {
+            (false, None) => SandboxError::ConfigMapNotFound {
+                volume,
+                config_map: name,
+            },
+            (true, None) => SandboxError::SecretNotFound {
+                volume,
+                secret: name,
+            },
+            (false, Some(key)) => SandboxError::ConfigMapKeyNotFound {
+                volume,
+                config_map: name,
+                key: key.to_owned(),
+            },
+            (true, Some(key)) => SandboxError::SecretKeyNotFound {
+                volume,
+                secret: name,
+                key: key.to_owned(),
+            },
+        }
+    }
 }
 
 /// The kubelet's `downwardapi.CollectData`: one file per item, its path cleaned.
@@ -372,13 +383,13 @@ mod tests {
     }
 
     fn objects() -> Objects {
-        let cm: ConfigMap = serde_json::from_value(json!({
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
             "metadata": {"name": "cfg"},
             "data": {"app.conf": "a=1", "other": "o"},
             "binaryData": {"blob": "AAEC"},
         }))
         .unwrap();
-        let secret: Secret = serde_json::from_value(json!({
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
             "metadata": {"name": "creds"},
             "data": {"user": "YWRtaW4=", "pass": "aHVudGVyMg=="},
         }))
