@@ -1,7 +1,8 @@
 //! Workload files against a real containerd: a Deployment runs its template as the one pod
 //! its ReplicaSet would make (name, labels); a Job runs pods until its completions, its
-//! backoffLimit or its deadline decide, and podctl exits with the Job's result. Bad
-//! workloads are refused before anything is created. Each test ends with the leak check.
+//! backoffLimit or its deadline decide, and podctl exits with the Job's result; a CronJob
+//! in the daemon's manifests dir makes a Job each time its schedule fires. Bad workloads
+//! are refused before anything is created. Each test ends with the leak check.
 
 use std::time::Duration;
 
@@ -218,13 +219,31 @@ spec:
         "spec.replicas: Invalid value: 3: podctl runs one replica on this host",
         None,
     );
-    let cron = write(
-        &f,
-        "cron.yaml",
-        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec: {}\n",
+    let cron = |schedule: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: c}}\nspec:\n  schedule: \"{schedule}\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: m, image: busybox:1.35}}]\n"
+        )
+    };
+    let bad = write(&f, "cron.yaml", &cron("* * *"));
+    let out = f.podctl(&["validate", &bad], None);
+    f.assert_refused(
+        &out,
+        2,
+        "spec.schedule: Invalid value: \"* * *\": expected exactly 5 fields",
+        None,
     );
-    let out = f.podctl(&["run", "--rm", &cron], None);
-    f.assert_refused(&out, 2, "kind CronJob is not supported by podctl yet", None);
+    // A CronJob runs on its schedule in the daemon only.
+    let good = write(&f, "cron.yaml", &cron("*/5 * * * *"));
+    let out = f.podctl(&["validate", &good], None);
+    assert_success(&out, "validate");
+    assert!(text(&out.stdout).starts_with("cronjob/c is valid, next time "));
+    let out = f.podctl(&["run", "--rm", &good], None);
+    f.assert_refused(
+        &out,
+        2,
+        "CronJob \"c\" runs on its schedule in the daemon",
+        None,
+    );
     let always = write(
         &f,
         "always.yaml",
@@ -337,5 +356,129 @@ spec:
         &f.podctl(&["volume", "rm", "data-db-0"], None),
         "podctl volume rm",
     );
+    f.finish().await;
+}
+
+/// A CronJob in the daemon's manifests dir fires each minute: each time a Job named
+/// `<cronjob>-<minutes since the epoch>` whose pod carries its labels; a daemon killed
+/// while a Job runs leaves it to the next daemon, which follows its pod to the end; with
+/// `successfulJobsHistoryLimit: 1` the older Job goes with its pod; a suspended CronJob
+/// never fires; removing the files removes the Jobs and the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_job_fires_each_minute_in_the_daemon_and_keeps_its_history() {
+    let f = Fixture::new("cronjob").await;
+    let dir = f.root.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    let cron = |name: &str, suspend: bool| {
+        format!(
+            r#"apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: {name}}}
+spec:
+  schedule: "* * * * *"
+  timeZone: Etc/UTC
+  suspend: {suspend}
+  concurrencyPolicy: Forbid
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: tick
+              image: busybox:1.35
+              env:
+                - name: JOB
+                  valueFrom: {{fieldRef: {{fieldPath: "metadata.labels['job-name']"}}}}
+              command: ["sh", "-c", "echo job=$(JOB); sleep 4"]
+"#
+        )
+    };
+    std::fs::write(dir.join("tick.yaml"), cron("tick", false)).unwrap();
+    std::fs::write(dir.join("paused.yaml"), cron("paused", true)).unwrap();
+    let mut daemon = f.daemon(&["--manifests-dir", dir.to_str().unwrap()]);
+    let ticks = |f: &Fixture| -> Vec<String> {
+        pod_names(f)
+            .into_iter()
+            .filter(|n| n.starts_with("tick-"))
+            .collect()
+    };
+    let succeeded = |f: &Fixture, pod: &str| {
+        std::fs::read_to_string(f.pod_dir(pod).join("status.json"))
+            .is_ok_and(|s| s.contains("\"phase\": \"Succeeded\""))
+    };
+    // The first time is at most a minute away.
+    daemon.wait_until("the first Job's pod", Duration::from_secs(90), || {
+        ticks(&f).len() == 1
+    });
+    let first = ticks(&f).remove(0);
+    let records = f.pods_dir().parent().unwrap().join("cronjobs");
+    let record = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(records.join("tick.json")).unwrap()).unwrap()
+    };
+    // Killed while the Job runs: the next daemon adopts its pod and follows it.
+    f.wait_for_log(&first, "tick", "job=");
+    daemon.signal(Signal::SIGKILL);
+    let _ = daemon.wait(Duration::from_secs(30));
+    let mut daemon = f.daemon(&["--manifests-dir", dir.to_str().unwrap()]);
+    daemon.wait_until("the first pod succeeded", Duration::from_secs(30), || {
+        succeeded(&f, &first)
+    });
+    daemon.wait_until("the first Job recorded", Duration::from_secs(30), || {
+        let r = record();
+        r["jobs"][0]["state"] == "Complete" && r["jobs"][0]["reason"] == "DaemonRestarted"
+    });
+    // `tick-<minutes>-<5 letters>`; the job-name label is `tick-<minutes>`.
+    let job = |pod: &str| pod[..pod.len() - 6].to_owned();
+    let first_job = job(&first);
+    let minutes: i64 = first_job["tick-".len()..].parse().expect("minutes");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        minutes * 60 <= now && now - minutes * 60 < 120,
+        "{first_job} at {now}"
+    );
+    f.wait_for_log(&first, "tick", &format!("job={first_job}"));
+
+    // The next minute makes the next Job, and the first goes (history limit 1).
+    daemon.wait_until("the second Job's pod", Duration::from_secs(75), || {
+        ticks(&f).iter().any(|p| job(p) != first_job)
+    });
+    let second = ticks(&f).into_iter().find(|p| job(p) != first_job).unwrap();
+    assert_eq!(job(&second), format!("tick-{}", minutes + 1));
+    daemon.wait_until("the second pod succeeded", Duration::from_secs(30), || {
+        succeeded(&f, &second)
+    });
+    daemon.wait_until("the first Job removed", Duration::from_secs(30), || {
+        ticks(&f) == [second.clone()]
+    });
+    let records = f.pods_dir().parent().unwrap().join("cronjobs");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(records.join("tick.json")).unwrap()).unwrap();
+    let jobs = record["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{record}");
+    assert_eq!(jobs[0]["name"], job(&second));
+    assert_eq!(jobs[0]["state"], "Complete");
+    assert!(record["lastSuccessfulTime"].is_string(), "{record}");
+    // Suspended: it never fired.
+    assert!(
+        !pod_names(&f).iter().any(|n| n.starts_with("paused-")),
+        "{:?}",
+        pod_names(&f)
+    );
+
+    std::fs::remove_file(dir.join("tick.yaml")).unwrap();
+    std::fs::remove_file(dir.join("paused.yaml")).unwrap();
+    daemon.wait_until("the CronJobs removed", Duration::from_secs(30), || {
+        pod_names(&f).is_empty()
+            && !records.join("tick.json").exists()
+            && !records.join("paused.json").exists()
+    });
+    daemon.signal(Signal::SIGTERM);
+    let _ = daemon.wait(Duration::from_secs(30));
     f.finish().await;
 }

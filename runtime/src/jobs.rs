@@ -7,7 +7,11 @@
 //! the back-off: 10 s doubling, as the controller's `DefaultJobPodFailureBackOff`, taken
 //! from the run's back-off options) or, under `OnFailure`, a container exit that the pod
 //! restarts (the controller counts those pods' restarts).
+//!
+//! Who runs each pod is a [`PodRunner`]: `podctl run` runs them itself ([`Foreground`]),
+//! the daemon admits and supervises them as its other pods (a CronJob's Jobs).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +21,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::containerd::Client;
-use crate::lifecycle::{self, Event, LifecycleError, Observer, RunOptions, StopRequest};
+use crate::lifecycle::{
+    self, BackoffPolicy, Event, LifecycleError, Observer, RunOptions, StopRequest,
+};
 use crate::manifest::{random_suffix, Controller, JobRules, RunnablePod};
 use crate::status::{Phase, PodStatus, RestartPolicy};
 
@@ -75,19 +81,61 @@ impl JobStatus {
     }
 }
 
-/// Runs `job` (a [`RunnablePod`] made by a Job) to its end; `stop` stops it: no new pod
-/// starts and the running ones get the request.
-pub async fn run(
-    client: &Client,
+/// Runs one pod of a Job to its end.
+pub trait PodRunner: Clone + Send + Sync + 'static {
+    type Error: From<LifecycleError> + Send + 'static;
+
+    /// Runs `pod` until it ends, passing its events to `observer`; `stop` stops it.
+    fn run_pod(
+        &self,
+        pod: RunnablePod,
+        observer: Arc<dyn Observer>,
+        stop: watch::Receiver<StopRequest>,
+    ) -> impl Future<Output = Result<PodStatus, Self::Error>> + Send;
+
+    /// The back-off between a failed pod and the next.
+    fn backoff(&self) -> BackoffPolicy;
+}
+
+/// `podctl run`'s runner: this process supervises each pod.
+#[derive(Clone)]
+pub struct Foreground {
+    pub client: Client,
+    pub opts: RunOptions,
+}
+
+impl PodRunner for Foreground {
+    type Error = LifecycleError;
+
+    fn run_pod(
+        &self,
+        pod: RunnablePod,
+        observer: Arc<dyn Observer>,
+        stop: watch::Receiver<StopRequest>,
+    ) -> impl Future<Output = Result<PodStatus, LifecycleError>> + Send {
+        let me = self.clone();
+        async move { lifecycle::run(&me.client, pod, &me.opts, observer, stop).await }
+    }
+
+    fn backoff(&self) -> BackoffPolicy {
+        self.opts.backoff
+    }
+}
+
+/// Runs `job` (a [`RunnablePod`] made by a Job) to its end, each pod through `runner`;
+/// `stop` stops it: no new pod starts and the running ones get the request.
+pub async fn run<R: PodRunner>(
+    runner: &R,
     job: RunnablePod,
-    opts: &RunOptions,
     observer: Arc<dyn Observer>,
     mut stop: watch::Receiver<StopRequest>,
-) -> Result<JobStatus, LifecycleError> {
+) -> Result<JobStatus, R::Error> {
     let Controller::Job(mut rules) = job.controller.clone() else {
-        return Err(LifecycleError::NotAJob);
+        return Err(LifecycleError::NotAJob.into());
     };
-    rules.uid = lifecycle::new_uid();
+    if rules.uid.is_empty() {
+        rules.uid = lifecycle::new_uid();
+    }
     let job = RunnablePod {
         controller: Controller::Job(rules.clone()),
         ..job
@@ -116,11 +164,12 @@ pub async fn run(
         conditions: Vec::new(),
         pods: Vec::new(),
     };
-    let mut active: JoinSet<(String, Result<PodStatus, LifecycleError>)> = JoinSet::new();
+    let backoff = runner.backoff();
+    let mut active: JoinSet<(String, Result<PodStatus, R::Error>)> = JoinSet::new();
     let mut pod_stops: Vec<watch::Sender<StopRequest>> = Vec::new();
     let mut next_start = Instant::now();
     let mut ending: Option<(String, String)> = None;
-    let mut error: Option<LifecycleError> = None;
+    let mut error: Option<R::Error> = None;
 
     loop {
         let restarted_now: u32 = restarts.values().map(|r| r.load(Ordering::SeqCst)).sum();
@@ -157,9 +206,9 @@ pub async fn run(
                     restarts: counter,
                     changed: restarted_tx.clone(),
                 });
-                let (client, opts) = (client.clone(), opts.clone());
+                let runner = runner.clone();
                 active.spawn(async move {
-                    let result = lifecycle::run(&client, pod, &opts, watcher, pod_stop_rx).await;
+                    let result = runner.run_pod(pod, watcher, pod_stop_rx).await;
                     (name, result)
                 });
             }
@@ -184,7 +233,7 @@ pub async fn run(
                     Ok(done) => done,
                     // A pod's task panicked: the others are still stopped and awaited, so
                     // nothing of them is left behind.
-                    Err(e) => (String::new(), Err(LifecycleError::Join(e.to_string()))),
+                    Err(e) => (String::new(), Err(LifecycleError::Join(e.to_string()).into())),
                 };
                 restarts.remove(&name);
                 match result {
@@ -194,9 +243,9 @@ pub async fn run(
                             _ => {
                                 status.failed += 1;
                                 // The controller's back-off before the next pod.
-                                let delay = opts.backoff.base
+                                let delay = backoff.base
                                     .saturating_mul(1 << status.failed.saturating_sub(1).min(16))
-                                    .min(opts.backoff.cap);
+                                    .min(backoff.cap);
                                 next_start = Instant::now() + delay;
                             }
                         }

@@ -3,6 +3,7 @@
 pub mod cgroups;
 pub mod claims;
 pub mod containerd;
+pub mod cron;
 pub mod daemon;
 pub mod downward;
 pub mod exec;

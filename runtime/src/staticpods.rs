@@ -374,6 +374,11 @@ fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Whether `file` is there but cannot be read as manifests (a bad edit), rather than gone.
+pub fn is_unreadable(file: &Path) -> bool {
+    matches!(parse(file), Parsed::Invalid(_))
+}
+
 /// One file as parsed by a poll, before the dir's shared objects are known.
 enum Parsed {
     /// Deleted between listing and reading.
@@ -449,7 +454,7 @@ fn resolve(file: &Path, parsed: Parsed, shared: &manifest::Bundle) -> Read {
     match runnable {
         Err(e) => invalid(crate::describe(&e)),
         Ok(pod) if matches!(pod.controller, manifest::Controller::Job(_)) => invalid(format!(
-            "{}: a Job in the manifests dir is not supported yet: run it with `podctl run`",
+            "{}: a Job in the manifests dir is not supported yet: run it with `podctl run`, or make it a CronJob",
             file.display()
         )),
         // The pod's identity is its own document (an edit to a ConfigMap beside it is an
@@ -465,16 +470,30 @@ fn resolve(file: &Path, parsed: Parsed, shared: &manifest::Bundle) -> Read {
                 .map(|(_, claim)| claim)
                 .collect();
             pod.claims.retain(|name, _| used.contains(name));
-            let pod = pod.renamed(&manifest::seeded_suffix(&hash));
+            // A CronJob's pods are named when its Jobs make them.
+            if !matches!(pod.controller, manifest::Controller::CronJob(_)) {
+                pod = pod.renamed(&manifest::seeded_suffix(&hash));
+            }
             let objects = content_hash(&pod.objects.to_json().unwrap_or_default());
             Read::Valid {
-                // Validation refuses a pod without a name.
-                name: pod.pod.metadata.name.clone().unwrap_or_default(),
+                name: key(&pod),
                 pod: Box::new(pod),
                 hash,
                 objects,
             }
         }
+    }
+}
+
+/// What names a file's workload among the dir's: its pod's name, or `cronjob/<name>` for
+/// a CronJob (a pod name has no `/`).
+pub fn key(pod: &RunnablePod) -> String {
+    match &pod.controller {
+        manifest::Controller::CronJob(c) => {
+            format!("{}{}", crate::daemon::CRON_JOB_KEY_PREFIX, c.name)
+        }
+        // Validation refuses a pod without a name.
+        _ => pod.pod.metadata.name.clone().unwrap_or_default(),
     }
 }
 

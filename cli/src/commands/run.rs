@@ -4,11 +4,11 @@ use std::sync::Arc;
 use podctl_proto::{v1, Code};
 use podctl_runtime::claims::ClaimError;
 use podctl_runtime::image::ImageError;
-use podctl_runtime::jobs;
 use podctl_runtime::lifecycle::{
     self, Event, EventType, LifecycleError, Observer, StopRequest, Stream,
 };
 use podctl_runtime::status::{ContainerState, PodStatus, Role};
+use podctl_runtime::{jobs, manifest};
 use tokio::sync::watch;
 
 use super::supervision::SupervisionArgs;
@@ -79,6 +79,7 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let mut opts = args.supervision.run_options(g.root.clone(), args.rm)?;
     opts.pull_progress = super::pulling::progress(false);
     let (_, pod) = args.manifest.load()?;
+    refuse_cron_job(&pod)?;
     let client = super::connect(g).await.map_err(run_failed)?;
     let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
     let pulls = opts.pull_cancel.clone();
@@ -108,7 +109,8 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         events: args.events,
     });
     if jobs::rules(&pod).is_some() {
-        let status = jobs::run(&client, pod, &opts, observer, stop_rx)
+        let runner = jobs::Foreground { client, opts };
+        let status = jobs::run(&runner, pod, observer, stop_rx)
             .await
             .map_err(run_error)?;
         match args.output {
@@ -153,6 +155,17 @@ fn run_error(e: LifecycleError) -> anyhow::Error {
     }
 }
 
+/// A CronJob runs only in the daemon, whose manifests dir follows its schedule.
+fn refuse_cron_job(pod: &manifest::RunnablePod) -> anyhow::Result<()> {
+    match &pod.controller {
+        manifest::Controller::CronJob(c) => Err(super::invalid(anyhow::anyhow!(
+            "CronJob {:?} runs on its schedule in the daemon: put its file in the manifests dir of `podctl daemon --manifests-dir DIR`",
+            c.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The Job's line: `job migrate: Complete (succeeded 1, failed 2)`.
 fn render_job(status: &jobs::JobStatus) -> String {
     let condition = status.conditions.first();
@@ -178,6 +191,7 @@ fn render_job(status: &jobs::JobStatus) -> String {
 /// then hands its text to the daemon, which admits the pod and supervises it.
 async fn detach(g: &Global, manifest: &super::ManifestArgs) -> anyhow::Result<u8> {
     let (inputs, pod) = manifest.load()?;
+    refuse_cron_job(&pod)?;
     if jobs::rules(&pod).is_some() {
         return Err(super::invalid(anyhow::anyhow!(
             "a Job cannot be handed to the daemon yet: run it in the foreground, without --detach"

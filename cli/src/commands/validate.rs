@@ -1,3 +1,5 @@
+use podctl_runtime::manifest;
+
 use super::ManifestArgs;
 
 /// Arguments of `podctl validate`.
@@ -23,10 +25,21 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .keys()
             .map(|n| format!("secret/{n}")),
     );
+    let what = match &runnable.controller {
+        manifest::Controller::CronJob(c) => {
+            // Its next time shows the schedule is read as meant.
+            let next = c
+                .next_time()
+                .map(|t| format!(", next time {t}"))
+                .unwrap_or_default();
+            format!("cronjob/{} is valid{next}", c.name)
+        }
+        _ => format!("pod/{name} is valid"),
+    };
     if uses.is_empty() {
-        println!("pod/{name} is valid");
+        println!("{what}");
     } else {
-        println!("pod/{name} is valid (uses {})", uses.join(", "));
+        println!("{what} (uses {})", uses.join(", "));
     }
     Ok(0)
 }

@@ -74,14 +74,13 @@ pub(crate) async fn watch(daemon: Arc<Daemon>, dir: PathBuf) {
     }
 }
 
-/// The pod a change is about; `None` for an invalid file.
+/// The pod (or `cronjob/<name>`) a change is about; `None` for an invalid file.
 fn pod_name(change: &Change) -> Option<String> {
     match change {
-        Change::Start { pod, .. } | Change::Replace { pod, .. } => {
-            Some(pod.pod.metadata.name.clone().unwrap_or_default())
+        Change::Start { pod, .. } | Change::Replace { pod, .. } | Change::Objects { pod } => {
+            Some(crate::staticpods::key(pod))
         }
         Change::Remove { name } => Some(name.clone()),
-        Change::Objects { pod } => Some(pod.pod.metadata.name.clone().unwrap_or_default()),
         Change::Invalid { .. } => None,
     }
 }
@@ -104,10 +103,10 @@ async fn apply(daemon: Arc<Daemon>, change: Change) -> Option<Change> {
             hash,
             previous,
         } => {
-            let name = pod.pod.metadata.name.as_deref().unwrap_or_default();
+            let name = crate::staticpods::key(pod);
             tracing::info!(pod = %name, previous = ?previous, file = %file.display(), "manifest changed: replacing the pod");
             let removed = match previous {
-                Some(old) if old != name => remove(&daemon, old).await,
+                Some(old) if *old != name => remove(&daemon, old).await,
                 _ => true,
             };
             removed && start(&daemon, file, pod, hash).await
@@ -116,6 +115,8 @@ async fn apply(daemon: Arc<Daemon>, change: Change) -> Option<Change> {
             tracing::info!(pod = %name, "manifest removed: stopping and removing the pod");
             remove(&daemon, name).await
         }
+        // A CronJob's Jobs to come get the new objects.
+        Change::Objects { pod } if cron_job(pod) => start_cron_job(&daemon, pod, None),
         Change::Objects { pod } => update_objects(&daemon, pod).await,
         Change::Invalid { .. } => true,
     };
@@ -174,9 +175,27 @@ async fn update_objects(daemon: &Arc<Daemon>, pod: &RunnablePod) -> bool {
     }
 }
 
+fn cron_job(pod: &RunnablePod) -> bool {
+    matches!(pod.controller, crate::manifest::Controller::CronJob(_))
+}
+
+/// Starts (or restarts with its new content) a CronJob's schedule; returns whether it did.
+fn start_cron_job(daemon: &Arc<Daemon>, pod: &RunnablePod, file: Option<&Path>) -> bool {
+    match super::cronjobs::start(daemon, pod, file) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %crate::describe(&e), "cannot start the CronJob; trying again later");
+            false
+        }
+    }
+}
+
 /// Starts a static pod, removing the pod of an earlier content of its file first; returns
-/// whether it started.
+/// whether it started. A CronJob's schedule starts instead.
 async fn start(daemon: &Arc<Daemon>, file: &Path, pod: &RunnablePod, hash: &str) -> bool {
+    if cron_job(pod) {
+        return start_cron_job(daemon, pod, Some(file));
+    }
     let name = pod.pod.metadata.name.clone().unwrap_or_default();
     if let Ok(record) = pods::get(daemon.root(), daemon.namespace(), &name) {
         // A pod of that name that did not come from this dir is not the dir's to replace.
@@ -206,8 +225,12 @@ async fn start(daemon: &Arc<Daemon>, file: &Path, pod: &RunnablePod, hash: &str)
     }
 }
 
-/// Stops a static pod gracefully and removes it; returns whether it is gone.
+/// Stops a static pod gracefully and removes it; returns whether it is gone. A CronJob
+/// goes with its Jobs.
 async fn remove(daemon: &Arc<Daemon>, name: &str) -> bool {
+    if let Some(cron) = name.strip_prefix(super::cronjobs::KEY_PREFIX) {
+        return super::cronjobs::remove(daemon, cron).await;
+    }
     if daemon.supervises(name) {
         let grace = pods::get(daemon.root(), daemon.namespace(), name)
             .map(|r| r.grace_period())

@@ -6,15 +6,18 @@
 //! - `service`: the gRPC API over them;
 //! - `reads`: the API's read side (list, get, logs, events) and exec, from the state dir
 //!   and containerd, as the CLI reads them;
-//! - `manifests`: the manifests-dir loop over [`crate::staticpods`].
+//! - `manifests`: the manifests-dir loop over [`crate::staticpods`];
+//! - `cronjobs`: the manifests dir's CronJobs, each making Jobs on its schedule.
 //!
-//! The daemon keeps no state of its own: a pod's truth is its containerd objects (labels)
+//! The daemon keeps no state of its own but a CronJob's record (its last scheduled time
+//! and its Jobs, `<root>/<namespace>/cronjobs/`): a pod's truth is its containerd objects (labels)
 //! and its state dir, where `supervisor.json` names the daemon and its socket. Stopping the
 //! daemon leaves its pods running; a daemon started again adopts them. One daemon runs the
 //! pods of a root and namespace: it holds `<root>/<namespace>/daemon.lock` (an exclusive
 //! `flock`, released by the kernel however the daemon ends) for its whole life, so that two
 //! daemons never adopt the same pods, whatever sockets they serve.
 
+mod cronjobs;
 mod manifests;
 mod reads;
 mod service;
@@ -30,6 +33,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{umask, Mode};
 
+pub use cronjobs::KEY_PREFIX as CRON_JOB_KEY_PREFIX;
 pub use supervise::{
     source_of, Daemon, Source, SuperviseError, HASH_ANNOTATION, SOURCE_ANNOTATION,
 };

@@ -79,6 +79,12 @@ impl v1::pods_server::Pods for Service {
         let (pod, _) = inputs
             .runnable()
             .map_err(|e| Status::invalid_argument(crate::describe(&e)))?;
+        if let crate::manifest::Controller::CronJob(c) = &pod.controller {
+            return Err(Status::invalid_argument(format!(
+                "{source}: CronJob {:?} runs on its schedule from the daemon's manifests dir, not through `podctl run`",
+                c.name
+            )));
+        }
         if crate::jobs::rules(&pod).is_some() {
             return Err(Status::invalid_argument(format!(
                 "{source}: a Job cannot be run by the daemon yet: run it with `podctl run`"

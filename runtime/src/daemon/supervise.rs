@@ -78,6 +78,10 @@ pub enum SuperviseError {
     NotSupervised { pod: String },
     #[error("pod {pod:?} is still running: stop it with `podctl stop {pod}`, or force removal with `podctl rm -f {pod}`")]
     Running { pod: String },
+    #[error("CronJob {0:?}: {1}")]
+    CronJob(String, String),
+    #[error("pod {pod:?} ended without a status recorded")]
+    NoStatus { pod: String },
     #[error("pod {pod:?} did not end within {waited:?}")]
     StillRunning { pod: String, waited: Duration },
 }
@@ -104,6 +108,7 @@ pub struct Daemon {
     run: RunOptions,
     socket: PathBuf,
     pods: Mutex<HashMap<String, Slot>>,
+    cron_jobs: super::cronjobs::CronJobs,
 }
 
 impl Daemon {
@@ -117,6 +122,7 @@ impl Daemon {
             },
             socket,
             pods: Mutex::new(HashMap::new()),
+            cron_jobs: Default::default(),
         })
     }
 
@@ -133,6 +139,15 @@ impl Daemon {
     /// The containerd namespace.
     pub fn namespace(&self) -> &str {
         self.client.namespace()
+    }
+
+    /// The crash-loop back-off the daemon's pods (and a Job's pods after a failure) use.
+    pub fn backoff(&self) -> lifecycle::BackoffPolicy {
+        self.run.backoff
+    }
+
+    pub(super) fn cron_jobs(&self) -> &super::cronjobs::CronJobs {
+        &self.cron_jobs
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
@@ -172,29 +187,45 @@ impl Daemon {
     /// caller stops waiting for it.
     pub async fn run(
         self: &Arc<Self>,
-        mut pod: RunnablePod,
+        pod: RunnablePod,
         source: Source,
     ) -> Result<String, SuperviseError> {
+        let (name, _) = self.run_observed(pod, source, Arc::new(Quiet)).await?;
+        Ok(name)
+    }
+
+    /// [`Daemon::run`] with the pod's events passed to `observer`; also returns a receiver
+    /// that becomes true when the pod's run has ended.
+    pub(crate) async fn run_observed(
+        self: &Arc<Self>,
+        mut pod: RunnablePod,
+        source: Source,
+        observer: Arc<dyn Observer>,
+    ) -> Result<(String, watch::Receiver<bool>), SuperviseError> {
         let name = pod.pod.metadata.name.clone().unwrap_or_default();
         annotate(&mut pod.pod, &source);
         let reservation = self.reserve(&name)?;
         let me = self.clone();
         let admission = tokio::spawn(async move {
             let admitted =
-                lifecycle::admit(&me.client, pod, &me.run, Arc::new(Quiet), Some(&me.socket))
-                    .await?;
-            me.supervise(admitted, StopRequest::None);
+                lifecycle::admit(&me.client, pod, &me.run, observer, Some(&me.socket)).await?;
+            let ended = me.supervise(admitted, StopRequest::None);
             drop(reservation);
-            Ok(())
+            Ok(ended)
         });
         match admission.await {
-            Ok(result) => result.map(|()| name),
+            Ok(result) => result.map(|ended| (name, ended)),
             Err(source) => Err(SuperviseError::AdmitTask { pod: name, source }),
         }
     }
 
-    /// Runs an admitted (or adopted) pod on a task of its own until it ends.
-    fn supervise(self: &Arc<Self>, admitted: lifecycle::Admitted, stop: StopRequest) {
+    /// Runs an admitted (or adopted) pod on a task of its own until it ends; returns a
+    /// receiver that becomes true then.
+    fn supervise(
+        self: &Arc<Self>,
+        admitted: lifecycle::Admitted,
+        stop: StopRequest,
+    ) -> watch::Receiver<bool> {
         let name = admitted.name().to_string();
         let (stop_tx, stop_rx) = watch::channel(stop);
         let (ended_tx, ended_rx) = watch::channel(false);
@@ -202,7 +233,7 @@ impl Daemon {
             name.clone(),
             Slot::Running(Entry {
                 stop: stop_tx,
-                ended: ended_rx,
+                ended: ended_rx.clone(),
             }),
         );
         let guard = Supervising {
@@ -218,6 +249,7 @@ impl Daemon {
             }
             drop(guard);
         });
+        ended_rx
     }
 
     /// Adopts every pod a previous daemon supervised (see the module doc). A pod that
@@ -414,16 +446,25 @@ impl Daemon {
     }
 
     /// The static pods this daemon has records of: name → the hash of the file they came
-    /// from.
+    /// from; and its recorded CronJobs (`cronjob/<name>`), with no hash, so that the first
+    /// poll resumes each one whose file is still there.
     pub fn static_pods(&self) -> std::collections::BTreeMap<String, String> {
-        pods::list(self.root(), self.namespace())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| match r.pod.as_ref().map(source_of) {
-                Some(Some(Source::File { hash })) => Some((r.name, hash)),
-                _ => None,
-            })
-            .collect()
+        let mut known: std::collections::BTreeMap<String, String> =
+            pods::list(self.root(), self.namespace())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| match r.pod.as_ref().map(source_of) {
+                    Some(Some(Source::File { hash })) => Some((r.name, hash)),
+                    _ => None,
+                })
+                .collect();
+        for name in super::cronjobs::recorded(self.root(), self.namespace()) {
+            known.insert(
+                format!("{}{name}", super::cronjobs::KEY_PREFIX),
+                String::new(),
+            );
+        }
+        known
     }
 }
 
@@ -541,7 +582,7 @@ fn orphaned(dir: &Path) -> Option<Supervisor> {
 
 /// The daemon's pods print nothing: their output is in their log files, their events in
 /// `events.jsonl`.
-struct Quiet;
+pub(super) struct Quiet;
 
 impl Observer for Quiet {
     fn event(&self, event: Event<'_>) {

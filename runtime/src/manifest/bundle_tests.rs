@@ -474,3 +474,80 @@ fn workload_rules() {
         invalid(&two)
     );
 }
+
+const CRON_JOB: &str = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: backup}\nspec:\n  schedule: \"30 2 * * *\"\n  timeZone: Europe/Berlin\n  concurrencyPolicy: Replace\n  startingDeadlineSeconds: 120\n  failedJobsHistoryLimit: 0\n  jobTemplate:\n    spec:\n      backoffLimit: 1\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers: [{name: b, image: busybox}]\n";
+
+#[test]
+fn a_cron_job_makes_jobs_named_by_their_time() {
+    let cron = parse_valid(CRON_JOB, "cron.yaml").expect("cronjob");
+    let Controller::CronJob(rules) = &cron.controller else {
+        panic!("{:?}", cron.controller)
+    };
+    assert_eq!(rules.schedule_text, "30 2 * * *");
+    assert_eq!(rules.time_zone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(rules.concurrency, Concurrency::Replace);
+    assert_eq!(rules.starting_deadline_seconds, Some(120));
+    assert_eq!(
+        (
+            rules.successful_jobs_history_limit,
+            rules.failed_jobs_history_limit
+        ),
+        (3, 0)
+    );
+    assert!(!rules.suspend);
+    assert_eq!(rules.job.backoff_limit, 1);
+    // `<cronjob>-<minutes since the epoch>`, as the controller names its Jobs.
+    let at: jiff::Timestamp = "2026-11-25T01:30:00Z".parse().unwrap();
+    let job = rules.job(at);
+    assert_eq!(job.name, format!("backup-{}", at.as_second() / 60));
+    let pod = Controller::Job(job.clone()).pod(&cron.template, "abcde");
+    assert_eq!(
+        pod.metadata.name.as_deref(),
+        Some(format!("{}-abcde", job.name).as_str())
+    );
+    assert_eq!(pod.metadata.labels.unwrap()["job-name"], job.name);
+}
+
+#[test]
+fn cron_job_rules() {
+    let invalid = |text: &str| match parse_bundle(text, "c.yaml") {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted: {text}"),
+    };
+    let bad = CRON_JOB
+        .replace("30 2 * * *", "61 2 * * *")
+        .replace("Europe/Berlin", "Mars/Base")
+        .replace("Replace", "Sometimes")
+        .replace(
+            "startingDeadlineSeconds: 120",
+            "startingDeadlineSeconds: -1",
+        )
+        .replace("restartPolicy: OnFailure", "restartPolicy: Always");
+    assert_eq!(
+        invalid(&bad),
+        "The CronJob \"backup\" is invalid:\n\
+         * spec.schedule: Invalid value: \"61 2 * * *\": end of range (61) above maximum (59): 61\n\
+         * spec.timeZone: Invalid value: \"Mars/Base\": unknown time zone Mars/Base\n\
+         * spec.concurrencyPolicy: Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\"\n\
+         * spec.startingDeadlineSeconds: Invalid value: -1: must be greater than or equal to 0\n\
+         * spec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+    );
+    let tz = CRON_JOB.replace("30 2 * * *", "CRON_TZ=UTC 30 2 * * *");
+    assert!(
+        invalid(&tz).contains("cannot use TZ or CRON_TZ in schedule, use timeZone field instead"),
+        "{}",
+        invalid(&tz)
+    );
+    let local = CRON_JOB.replace("Europe/Berlin", "Local");
+    assert!(
+        invalid(&local).contains("timeZone must be an explicit time zone"),
+        "{}",
+        invalid(&local)
+    );
+    let long = CRON_JOB.replace("name: backup", &format!("name: {}", "b".repeat(53)));
+    assert!(
+        invalid(&long).contains("must be no more than 52 characters"),
+        "{}",
+        invalid(&long)
+    );
+}

@@ -58,10 +58,6 @@ pub enum ManifestError {
         errors: Vec<FieldError>,
     },
 
-    /// A kind podctl knows but does not run yet (refused by name rather than ignored).
-    #[error("{file}: kind {kind} is not supported by podctl yet")]
-    KindNotSupported { file: String, kind: String },
-
     /// A file (or a set of files) holds more than one workload.
     #[error("{first} and {second} are both workloads: podctl runs one Pod per file")]
     SeveralWorkloads { first: String, second: String },

@@ -30,7 +30,7 @@ pub use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 pub use objects::Objects;
 pub use quantity::{quantity_bytes, quantity_milli, QuantityError};
 pub use sysctls::with_dots as sysctl_with_dots;
-pub use workloads::{random_suffix, seeded_suffix, Controller, JobRules};
+pub use workloads::{random_suffix, seeded_suffix, Concurrency, Controller, CronRules, JobRules};
 
 /// The text of a manifest file (stdin when path is "-") and the name errors give it.
 pub fn read(path: &Path) -> Result<(String, String), ManifestError> {
@@ -396,6 +396,7 @@ pub fn parse_bundle(text: &str, source: &str) -> Result<Bundle, ManifestError> {
                     parse::Workload::StatefulSet(s) => workloads::stateful_set(&s),
                     parse::Workload::DaemonSet(d) => workloads::daemon_set(&d),
                     parse::Workload::Job(j) => workloads::job(&j),
+                    parse::Workload::CronJob(c) => workloads::cron_job(&c),
                 };
                 read.and_then(|r| {
                     for claim in r.claims {

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use serde::de::DeserializeOwned;
 use serde_saphyr::MessageFormatter;
@@ -25,7 +25,7 @@ pub(super) enum Object {
     ConfigMap(Box<ConfigMap>),
     Secret(Box<Secret>),
     Claim(Box<PersistentVolumeClaim>),
-    /// A Deployment, ReplicaSet, StatefulSet, DaemonSet or Job.
+    /// A Deployment, ReplicaSet, StatefulSet, DaemonSet, Job or CronJob.
     Workload(Workload),
     /// A kind podctl has no use for on one host (a Service ...), skipped with a warning.
     Skipped {
@@ -42,6 +42,7 @@ pub(super) enum Workload {
     StatefulSet(Box<StatefulSet>),
     DaemonSet(Box<DaemonSet>),
     Job(Box<Job>),
+    CronJob(Box<CronJob>),
 }
 
 /// A decoded document and where it is.
@@ -56,8 +57,6 @@ pub(super) struct Document {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Handling {
     Read,
-    /// A kind the issue tracker has on its list; refused by name until then.
-    NotYet,
     /// Cluster plumbing with no meaning for pods on one host.
     Skip,
 }
@@ -73,7 +72,7 @@ const KINDS: &[(&str, &str, Handling)] = &[
     ("apps/v1", "DaemonSet", Handling::Read),
     ("apps/v1", "ReplicaSet", Handling::Read),
     ("batch/v1", "Job", Handling::Read),
-    ("batch/v1", "CronJob", Handling::NotYet),
+    ("batch/v1", "CronJob", Handling::Read),
     ("v1", "Service", Handling::Skip),
     ("v1", "ServiceAccount", Handling::Skip),
     ("v1", "Namespace", Handling::Skip),
@@ -223,7 +222,7 @@ fn document(
         decode::<Pod>(chunk, file, &location)?;
         unreachable!("a document that is not a mapping cannot decode as a Pod");
     };
-    let (api_version, kind) = check_header(map, &location)?;
+    let (_, kind) = check_header(map, &location)?;
     let object = match kind {
         "Pod" => Object::Pod(Box::new(decode(chunk, file, &location)?)),
         "ConfigMap" => Object::ConfigMap(Box::new(decode(chunk, file, &location)?)),
@@ -242,6 +241,7 @@ fn document(
             chunk, file, &location,
         )?))),
         "Job" => workload(Workload::Job(Box::new(decode(chunk, file, &location)?))),
+        "CronJob" => workload(Workload::CronJob(Box::new(decode(chunk, file, &location)?))),
         _ => {
             let name = map
                 .get("metadata")
@@ -249,16 +249,6 @@ fn document(
                 .and_then(|n| n.as_str())
                 .unwrap_or_default()
                 .to_owned();
-            let handling = KINDS
-                .iter()
-                .find(|(v, k, _)| *v == api_version && *k == kind)
-                .map(|(_, _, h)| *h);
-            if handling == Some(Handling::NotYet) {
-                return Err(ManifestError::KindNotSupported {
-                    file: location,
-                    kind: kind.to_owned(),
-                });
-            }
             Object::Skipped {
                 kind: kind.to_owned(),
                 name,

@@ -1,7 +1,8 @@
 //! Workload kinds run as their pod template on this host: Deployment, ReplicaSet,
 //! StatefulSet, DaemonSet (one replica, named and labelled as their controller names and
 //! labels its pods) and Job (its pods run one after another or side by side, per
-//! `completions`, `parallelism`, `backoffLimit` and `activeDeadlineSeconds`).
+//! `completions`, `parallelism`, `backoffLimit` and `activeDeadlineSeconds`), and CronJob
+//! (a Job from its template at each time its schedule fires, in the daemon).
 //!
 //! The template is validated as the pod it becomes, its errors reported at the template's
 //! own paths (`spec.template.spec.containers[0].image`), as the API server reports them.
@@ -9,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
@@ -48,6 +49,56 @@ pub enum Controller {
         revision_hash: String,
     },
     Job(JobRules),
+    CronJob(CronRules),
+}
+
+/// What a CronJob asks: when to make a Job ([`CronRules::job`]) and what to keep of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronRules {
+    pub name: String,
+    pub schedule: crate::cron::Schedule,
+    /// `spec.schedule` as written, for messages.
+    pub schedule_text: String,
+    /// `None`: the host's local zone.
+    pub time_zone: Option<String>,
+    pub concurrency: Concurrency,
+    /// How late a missed time may still start its Job.
+    pub starting_deadline_seconds: Option<u64>,
+    /// Finished Jobs kept (defaults 3 and 1); older ones go with their pods.
+    pub successful_jobs_history_limit: u32,
+    pub failed_jobs_history_limit: u32,
+    pub suspend: bool,
+    /// The rules of each Job it makes, but for its name.
+    pub job: JobRules,
+}
+
+/// `spec.concurrencyPolicy`: what a time that fires while a Job of the CronJob runs does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Start another Job beside it.
+    Allow,
+    /// Skip this time.
+    Forbid,
+    /// Stop the running Jobs, then start the new one.
+    Replace,
+}
+
+impl CronRules {
+    /// The Job made for the time `scheduled`: named `<cronjob>-<minutes since the epoch>`,
+    /// as the CronJob controller names it (so one time never makes two Jobs).
+    pub fn job(&self, scheduled: jiff::Timestamp) -> JobRules {
+        JobRules {
+            name: format!("{}-{}", self.name, scheduled.as_second().div_euclid(60)),
+            ..self.job.clone()
+        }
+    }
+
+    /// The next time the schedule fires, from now, in its zone.
+    pub fn next_time(&self) -> Option<jiff::Zoned> {
+        let tz = crate::cron::time_zone(self.time_zone.as_deref()).ok()?;
+        self.schedule
+            .next_after(&jiff::Timestamp::now().to_zoned(tz))
+    }
 }
 
 /// What a Job asks of its pods.
@@ -77,6 +128,7 @@ impl Controller {
             Controller::StatefulSet { name, .. } => ("StatefulSet", name),
             Controller::DaemonSet { name, .. } => ("DaemonSet", name),
             Controller::Job(j) => ("Job", &j.name),
+            Controller::CronJob(c) => ("CronJob", &c.name),
         })
     }
 
@@ -95,6 +147,11 @@ impl Controller {
         };
         let name = match self {
             Controller::None => return pod,
+            // Named as the pod of a Job it makes: a time's minutes have 8 digits until 2160.
+            Controller::CronJob(c) => {
+                let job = c.job(jiff::Timestamp::from_second(99_999_999 * 60).unwrap_or_default());
+                return Controller::Job(job).pod(template, suffix);
+            }
             Controller::Deployment {
                 name,
                 template_hash,
@@ -299,13 +356,14 @@ fn check_replicas(v: &mut Errors, replicas: Option<i32>) {
 }
 
 /// The template's `restartPolicy` must be one of `allowed` (absent is `Always`).
-fn check_restart_policy(v: &mut Errors, pod: &Pod, allowed: &[&str], required: bool) {
+fn check_restart_policy(v: &mut Errors, prefix: &str, pod: &Pod, allowed: &[&str], required: bool) {
+    let path = format!("{prefix}.spec.restartPolicy");
     let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
     match policy {
         Some(p) if allowed.contains(&p) => {}
         None if !required && allowed.contains(&"Always") => {}
         None => v.push(
-            "spec.template.spec.restartPolicy",
+            path,
             format!(
                 "Required value: valid values: {}",
                 allowed
@@ -315,7 +373,7 @@ fn check_restart_policy(v: &mut Errors, pod: &Pod, allowed: &[&str], required: b
                     .join(", ")
             ),
         ),
-        Some(p) => v.unsupported("spec.template.spec.restartPolicy", p, allowed),
+        Some(p) => v.unsupported(path, p, allowed),
     }
 }
 
@@ -359,7 +417,7 @@ fn apps_template(
     if let Some(replicas) = replicas {
         check_replicas(v, replicas);
     }
-    check_restart_policy(v, &pod, &["Always"], false);
+    check_restart_policy(v, "spec.template", &pod, &["Always"], false);
     pod
 }
 
@@ -502,27 +560,37 @@ pub(super) fn daemon_set(d: &DaemonSet) -> Result<Read, ManifestError> {
 pub(super) fn job(j: &Job) -> Result<Read, ManifestError> {
     let mut v = Errors::default();
     let spec = j.spec.clone().unwrap_or_default();
-    let template = template_pod(
-        &mut v,
-        "spec.template",
-        Some(&spec.template),
-        j.metadata.namespace.as_ref(),
-    );
-    check_template(&mut v, "spec.template", &template);
-    check_restart_policy(&mut v, &template, &["OnFailure", "Never"], true);
+    let name = j.metadata.name.clone().unwrap_or_default();
+    let (template, rules) = job_spec(&mut v, "spec", &spec, j.metadata.namespace.as_ref(), name);
+    finish("Job", &j.metadata, v, template, Controller::Job(rules))
+}
+
+/// A Job's spec (at `prefix`: `spec`, or a CronJob's `spec.jobTemplate.spec`): its template
+/// as a pod and its rules.
+fn job_spec(
+    v: &mut Errors,
+    prefix: &str,
+    spec: &JobSpec,
+    namespace: Option<&String>,
+    name: String,
+) -> (Pod, JobRules) {
+    let at = |field: &str| format!("{prefix}.{field}");
+    let template = template_pod(v, &at("template"), Some(&spec.template), namespace);
+    check_template(v, &at("template"), &template);
+    check_restart_policy(v, &at("template"), &template, &["OnFailure", "Never"], true);
     let count = |v: &mut Errors, field: &str, value: Option<i32>, default: u32| match value {
         None => default,
         Some(n) => u32::try_from(n).unwrap_or_else(|_| {
             v.push(
-                format!("spec.{field}"),
+                at(field),
                 format!("Invalid value: {n}: must be greater than or equal to 0"),
             );
             default
         }),
     };
-    let backoff_limit = count(&mut v, "backoffLimit", spec.backoff_limit, 6);
-    let completions = count(&mut v, "completions", spec.completions, 1);
-    let parallelism = count(&mut v, "parallelism", spec.parallelism, 1);
+    let backoff_limit = count(v, "backoffLimit", spec.backoff_limit, 6);
+    let completions = count(v, "completions", spec.completions, 1);
+    let parallelism = count(v, "parallelism", spec.parallelism, 1);
     if completions == 0 || parallelism == 0 {
         // Nothing would run: refuse rather than report a Job complete that never ran.
         let field = if completions == 0 {
@@ -531,7 +599,7 @@ pub(super) fn job(j: &Job) -> Result<Read, ManifestError> {
             "parallelism"
         };
         v.push(
-            format!("spec.{field}"),
+            at(field),
             "Invalid value: 0: podctl runs a Job's pods; a Job with none to run is refused",
         );
     }
@@ -542,7 +610,7 @@ pub(super) fn job(j: &Job) -> Result<Read, ManifestError> {
             // The API server's bound is any positive int64; a deadline past 68 years is
             // refused here rather than overflowing a clock.
             v.push(
-                "spec.activeDeadlineSeconds",
+                at("activeDeadlineSeconds"),
                 format!(
                     "Invalid value: {n}: must be between 1 and {}, inclusive",
                     i32::MAX
@@ -554,7 +622,7 @@ pub(super) fn job(j: &Job) -> Result<Read, ManifestError> {
     if spec.completions.is_none() && spec.parallelism.is_some_and(|p| p > 1) {
         // A work-queue Job: done when any pod succeeds and the rest ended.
         v.push(
-            "spec.parallelism",
+            at("parallelism"),
             "Forbidden: not supported by podctl yet without spec.completions (a work-queue Job)",
         );
     }
@@ -588,16 +656,120 @@ pub(super) fn job(j: &Job) -> Result<Read, ManifestError> {
     ];
     for (field, set) in refused {
         if set {
-            v.push(format!("spec.{field}"), NOT_SUPPORTED);
+            v.push(at(field), NOT_SUPPORTED);
         }
     }
-    let controller = Controller::Job(JobRules {
-        name: j.metadata.name.clone().unwrap_or_default(),
+    let rules = JobRules {
+        name,
         backoff_limit,
         completions,
         parallelism: parallelism.min(completions).max(1),
         active_deadline_seconds,
         uid: String::new(),
+    };
+    (template, rules)
+}
+
+/// The CronJob controller's Job names add 11 characters, so its name is at most 52.
+const CRON_JOB_NAME_MAX: usize = 52;
+
+pub(super) fn cron_job(c: &CronJob) -> Result<Read, ManifestError> {
+    let mut v = Errors::default();
+    let spec = c.spec.clone();
+    let name = c.metadata.name.clone().unwrap_or_default();
+    if name.len() > CRON_JOB_NAME_MAX {
+        v.invalid(
+            "metadata.name",
+            &name,
+            &format!("must be no more than {CRON_JOB_NAME_MAX} characters"),
+        );
+    }
+    let schedule = if spec.schedule.is_empty() {
+        v.push("spec.schedule", "Required value");
+        None
+    } else {
+        match crate::cron::Schedule::parse(&spec.schedule) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                v.invalid("spec.schedule", &spec.schedule, &e.to_string());
+                None
+            }
+        }
+    };
+    if let Some(tz) = spec.time_zone.as_deref() {
+        if let Err(e) = crate::cron::time_zone(Some(tz)) {
+            v.invalid("spec.timeZone", tz, &e.to_string());
+        }
+    }
+    v.one_of(
+        "spec.concurrencyPolicy",
+        spec.concurrency_policy.as_deref(),
+        &["Allow", "Forbid", "Replace"],
+    );
+    let concurrency = match spec.concurrency_policy.as_deref() {
+        Some("Forbid") => Concurrency::Forbid,
+        Some("Replace") => Concurrency::Replace,
+        _ => Concurrency::Allow,
+    };
+    let nonnegative = |v: &mut Errors, field: &str, value: Option<i64>| match value {
+        Some(n) if n < 0 => {
+            v.push(
+                format!("spec.{field}"),
+                format!("Invalid value: {n}: must be greater than or equal to 0"),
+            );
+            None
+        }
+        other => other.map(|n| n as u64),
+    };
+    let starting_deadline_seconds = nonnegative(
+        &mut v,
+        "startingDeadlineSeconds",
+        spec.starting_deadline_seconds,
+    );
+    let limit = |v: &mut Errors, field: &str, value: Option<i32>, default: u32| {
+        nonnegative(v, field, value.map(i64::from))
+            .map_or(default, |n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    let successful_jobs_history_limit = limit(
+        &mut v,
+        "successfulJobsHistoryLimit",
+        spec.successful_jobs_history_limit,
+        3,
+    );
+    let failed_jobs_history_limit = limit(
+        &mut v,
+        "failedJobsHistoryLimit",
+        spec.failed_jobs_history_limit,
+        1,
+    );
+    let job_spec_of = spec.job_template.spec.clone().unwrap_or_default();
+    let (template, job) = job_spec(
+        &mut v,
+        "spec.jobTemplate.spec",
+        &job_spec_of,
+        c.metadata.namespace.as_ref(),
+        name.clone(),
+    );
+    let controller = schedule.map(|schedule| {
+        Controller::CronJob(CronRules {
+            name,
+            schedule,
+            schedule_text: spec.schedule.clone(),
+            time_zone: spec.time_zone.clone(),
+            concurrency,
+            starting_deadline_seconds,
+            successful_jobs_history_limit,
+            failed_jobs_history_limit,
+            suspend: spec.suspend == Some(true),
+            job,
+        })
     });
-    finish("Job", &j.metadata, v, template, controller)
+    // Without a schedule there are errors already: `finish` reports them.
+    finish(
+        "CronJob",
+        &c.metadata,
+        v,
+        template,
+        controller.unwrap_or(Controller::None),
+    )
 }
