@@ -482,3 +482,85 @@ spec:
     let _ = daemon.wait(Duration::from_secs(30));
     f.finish().await;
 }
+
+/// `--all-replicas` runs every replica of a Deployment side by side, each named by the
+/// controller and its output prefixed with its pod; a stop reaches all of them. Without
+/// the flag, or with a hostPort the replicas would share, it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_replicas_run_side_by_side_when_asked_for() {
+    let f = Fixture::new("replicas").await;
+    let deployment = |ports: &str| {
+        format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: app
+          image: busybox:1.35
+          {ports}
+          env:
+            - name: POD_NAME
+              valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+          command: ["sh", "-c", "echo name=$POD_NAME; echo ready; exec sleep 600"]
+"#
+        )
+    };
+    let file = write(&f, "web.yaml", &deployment(""));
+    let out = f.podctl(&["run", "--rm", &file], None);
+    f.assert_refused(
+        &out,
+        2,
+        "spec.replicas: Invalid value: 2: podctl runs one replica on this host (set replicas: 1, or run every replica in the foreground with `podctl run --all-replicas`)",
+        None,
+    );
+    let ported = write(
+        &f,
+        "ported.yaml",
+        &deployment("ports: [{containerPort: 80, hostPort: 18080}]"),
+    );
+    let out = f.podctl(&["run", "--rm", "--all-replicas", &ported], None);
+    f.assert_refused(
+        &out,
+        2,
+        "spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 18080: 2 replicas on one host cannot share a hostPort",
+        None,
+    );
+    let out = f.podctl(&["run", "-d", "--all-replicas", &file], None);
+    f.assert_refused(
+        &out,
+        2,
+        "--all-replicas runs the replicas in the foreground",
+        None,
+    );
+    assert!(pod_names(&f).is_empty(), "{:?}", pod_names(&f));
+
+    let mut run = f.start(&["run", "--rm", "--all-replicas", &file], None);
+    run.wait_until("both replicas made", Duration::from_secs(60), || {
+        pod_names(&f).len() == 2
+    });
+    let names = pod_names(&f);
+    for name in &names {
+        assert!(name.starts_with("web-"), "{name}");
+        f.wait_for_log(name, "app", "ready");
+    }
+    run.signal(Signal::SIGTERM);
+    let out = run.wait(Duration::from_secs(60));
+    for name in &names {
+        let lines = lines_of(&out, &format!("{name}/app"));
+        assert_eq!(
+            lines.first(),
+            Some(&format!("name={name}")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    assert!(pod_names(&f).is_empty(), "{:?}", pod_names(&f));
+    f.finish().await;
+}

@@ -19,6 +19,7 @@ pub mod podlogs;
 pub mod pods;
 pub(crate) mod probe;
 pub mod reference;
+pub mod replicas;
 pub mod sandbox;
 pub mod seccomp;
 pub mod staticpods;

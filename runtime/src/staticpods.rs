@@ -444,7 +444,8 @@ fn resolve(file: &Path, parsed: Parsed, shared: &manifest::Bundle) -> Read {
     let mut full = shared.clone();
     let runnable = full
         .merge((*bundle).pod_only())
-        .and_then(|()| full.runnable(&file.display().to_string()));
+        .and_then(|()| full.runnable(&file.display().to_string()))
+        .and_then(|pod| pod.one_replica().map(|()| pod));
     let invalid = |error: String| {
         Read::Invalid(Report {
             hash: Some(hash.clone()),

@@ -157,6 +157,10 @@ pub struct ManifestArgs {
     /// Refuse cluster objects (Service, Ingress ...) in the files instead of skipping them
     #[arg(long)]
     pub strict: bool,
+    /// Run every replica a Deployment or ReplicaSet asks for, side by side on this host
+    /// (its template must use no hostPort); without it, replicas other than 1 are refused
+    #[arg(long)]
+    pub all_replicas: bool,
 }
 
 impl ManifestArgs {
@@ -168,6 +172,12 @@ impl ManifestArgs {
             manifest::Inputs::read(&self.file, &self.config_maps, &self.secrets, self.strict)
                 .map_err(invalid)?;
         let (pod, warnings) = inputs.runnable().map_err(invalid)?;
+        if self.all_replicas {
+            pod.replicas_fit()
+        } else {
+            pod.one_replica()
+        }
+        .map_err(invalid)?;
         for w in warnings {
             eprintln!("podctl: warning: {w}");
         }

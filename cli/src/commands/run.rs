@@ -8,7 +8,7 @@ use podctl_runtime::lifecycle::{
     self, Event, EventType, LifecycleError, Observer, StopRequest, Stream,
 };
 use podctl_runtime::status::{ContainerState, PodStatus, Role};
-use podctl_runtime::{jobs, manifest};
+use podctl_runtime::{jobs, manifest, replicas};
 use tokio::sync::watch;
 
 use super::supervision::SupervisionArgs;
@@ -104,10 +104,33 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         eprintln!("podctl: killing the pod's containers");
         let _ = stop_tx.send(StopRequest::Now);
     });
-    let observer = Arc::new(Terminal {
+    let terminal = |pod: Option<&str>| Terminal {
         data_on_stdout: args.output != Format::Table,
         events: args.events,
-    });
+        pod: pod.map(|p| format!("{p}/")).unwrap_or_default(),
+    };
+    if pod.controller.replicas() > 1 {
+        let observer = |name: &str| -> Arc<dyn Observer> { Arc::new(terminal(Some(name))) };
+        let statuses = replicas::run(&client, pod.replica_pods(), &opts, observer, stop_rx)
+            .await
+            .map_err(run_error)?;
+        match args.output {
+            Format::Table => {
+                for s in &statuses {
+                    eprint!("{}", render_status(s));
+                }
+            }
+            f => print_data(f, &statuses)?,
+        }
+        // The first replica's failure, as a lone pod's.
+        let code = statuses
+            .iter()
+            .map(PodStatus::exit_code)
+            .find(|c| *c != 0)
+            .unwrap_or(0);
+        return Ok(code.clamp(0, 255) as u8);
+    }
+    let observer = Arc::new(terminal(None));
     if jobs::rules(&pod).is_some() {
         let runner = jobs::Foreground { client, opts };
         let status = jobs::run(&runner, pod, observer, stop_rx)
@@ -192,6 +215,11 @@ fn render_job(status: &jobs::JobStatus) -> String {
 async fn detach(g: &Global, manifest: &super::ManifestArgs) -> anyhow::Result<u8> {
     let (inputs, pod) = manifest.load()?;
     refuse_cron_job(&pod)?;
+    if manifest.all_replicas {
+        return Err(super::invalid(anyhow::anyhow!(
+            "--all-replicas runs the replicas in the foreground: the daemon runs one replica (drop --detach)"
+        )));
+    }
     if jobs::rules(&pod).is_some() {
         return Err(super::invalid(anyhow::anyhow!(
             "a Job cannot be handed to the daemon yet: run it in the foreground, without --detach"
@@ -275,10 +303,13 @@ fn render_status(status: &PodStatus) -> String {
     out
 }
 
-/// Shows container output prefixed with the container's name, and progress on stderr.
+/// Shows container output prefixed with the container's name (and the pod's, when
+/// several run), and progress on stderr.
 struct Terminal {
     data_on_stdout: bool,
     events: bool,
+    /// `<pod>/` when several pods share the terminal, else empty.
+    pod: String,
 }
 
 impl Observer for Terminal {
@@ -290,7 +321,7 @@ impl Observer for Terminal {
                 line,
             } => {
                 let mut buf = Vec::with_capacity(line.len() + container.len() + 4);
-                buf.extend_from_slice(format!("[{container}] ").as_bytes());
+                buf.extend_from_slice(format!("[{}{container}] ", self.pod).as_bytes());
                 buf.extend_from_slice(line);
                 buf.push(b'\n');
                 // Lines are written whole under the stream's lock so they never interleave.
@@ -308,8 +339,8 @@ impl Observer for Terminal {
                     };
                     let object = e.container.as_deref().unwrap_or("pod");
                     eprintln!(
-                        "podctl: event {} {kind} {} {object}: {}",
-                        e.time, e.reason, e.message
+                        "podctl: event {} {kind} {} {}{object}: {}",
+                        e.time, e.reason, self.pod, e.message
                     );
                 }
             }
@@ -324,7 +355,10 @@ impl Observer for Terminal {
                     Role::Sidecar => "sidecar",
                     Role::Main => "container",
                 };
-                eprintln!("podctl: {kind} {container} exited with code {exit_code} ({reason})");
+                eprintln!(
+                    "podctl: {kind} {}{container} exited with code {exit_code} ({reason})",
+                    self.pod
+                );
             }
         }
     }

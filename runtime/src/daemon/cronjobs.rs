@@ -365,13 +365,7 @@ impl CronState {
 
     fn stop_active(&self, request: StopRequest) {
         for stop in lock(&self.active).values() {
-            stop.send_if_modified(|r| {
-                let raise = request > *r;
-                if raise {
-                    *r = request;
-                }
-                raise
-            });
+            request.raise(stop);
         }
     }
 

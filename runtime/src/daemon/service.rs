@@ -78,6 +78,7 @@ impl v1::pods_server::Pods for Service {
         };
         let (pod, _) = inputs
             .runnable()
+            .and_then(|(pod, w)| pod.one_replica().map(|()| (pod, w)))
             .map_err(|e| Status::invalid_argument(crate::describe(&e)))?;
         if let crate::manifest::Controller::CronJob(c) = &pod.controller {
             return Err(Status::invalid_argument(format!(

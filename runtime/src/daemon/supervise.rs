@@ -389,13 +389,7 @@ impl Daemon {
             if let Err(e) = std::fs::write(file, stop_record(request)) {
                 tracing::warn!(pod, error = %e, "recording the stop request");
             }
-            entry.stop.send_if_modified(|r| {
-                let raise = request > *r;
-                if raise {
-                    *r = request;
-                }
-                raise
-            });
+            request.raise(&entry.stop);
             entry.ended.clone()
         };
         let ended = tokio::time::timeout(wait, ended.wait_for(|e| *e)).await;

@@ -110,6 +110,20 @@ pub enum StopRequest {
     Now,
 }
 
+impl StopRequest {
+    /// Sends `self` on `sender` unless a request at least as strong was sent: a request
+    /// never lowers an earlier one (a graceful stop after a kill still kills).
+    pub fn raise(self, sender: &watch::Sender<StopRequest>) {
+        sender.send_if_modified(|r| {
+            let raise = self > *r;
+            if raise {
+                *r = self;
+            }
+            raise
+        });
+    }
+}
+
 /// Receives [`Event`]s; called from several tasks at once.
 pub trait Observer: Send + Sync {
     fn event(&self, event: Event<'_>);

@@ -439,7 +439,7 @@ fn workload_rules() {
         Ok(_) => panic!("accepted: {text}"),
     };
     let bad = DEPLOYMENT
-        .replace("replicas: 1", "replicas: 3")
+        .replace("replicas: 1", "replicas: -1")
         .replace("matchLabels: {app: web}", "matchLabels: {app: api}")
         .replace("image: busybox", "image: \"\"");
     assert_eq!(
@@ -447,7 +447,7 @@ fn workload_rules() {
         "The Deployment \"web\" is invalid:\n\
          * spec.template.spec.containers[0].image: Required value\n\
          * spec.template.metadata.labels: Invalid value: {\"app\": \"web\"}: `selector` does not match template `labels`\n\
-         * spec.replicas: Invalid value: 3: podctl runs one replica on this host (set replicas: 1)"
+         * spec.replicas: Invalid value: -1: must be greater than or equal to 0"
     );
     let never = DEPLOYMENT.replace("containers:", "restartPolicy: Never\n      containers:");
     assert!(
@@ -549,5 +549,57 @@ fn cron_job_rules() {
         invalid(&long).contains("must be no more than 52 characters"),
         "{}",
         invalid(&long)
+    );
+}
+
+#[test]
+fn more_replicas_only_when_asked_for_and_without_host_ports() {
+    let three = parse_valid(&DEPLOYMENT.replace("replicas: 1", "replicas: 3"), "d.yaml")
+        .expect("three replicas parse");
+    assert_eq!(three.controller.replicas(), 3);
+    assert_eq!(
+        message(&three.one_replica().unwrap_err()),
+        "The Deployment \"web\" is invalid:\n\
+         * spec.replicas: Invalid value: 3: podctl runs one replica on this host (set replicas: 1, or run every replica in the foreground with `podctl run --all-replicas`)"
+    );
+    three.replicas_fit().expect("no hostPort");
+    let pods = three.replica_pods();
+    let mut names: Vec<String> = pods
+        .iter()
+        .map(|p| p.pod.metadata.name.clone().unwrap())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let hash = match &three.controller {
+        Controller::Deployment { template_hash, .. } => template_hash.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(names.iter().all(|n| n.starts_with(&format!("web-{hash}-"))));
+
+    let ported = parse_valid(
+        &DEPLOYMENT.replace("replicas: 1", "replicas: 2").replace(
+            "image: busybox}",
+            "image: busybox, ports: [{containerPort: 80, hostPort: 8080}]}",
+        ),
+        "d.yaml",
+    )
+    .expect("parses");
+    assert_eq!(
+        message(&ported.replicas_fit().unwrap_err()),
+        "The Deployment \"web\" is invalid:\n\
+         * spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 8080: 2 replicas on one host cannot share a hostPort"
+    );
+    // One replica, or a StatefulSet's first ordinal only.
+    parse_valid(DEPLOYMENT, "d.yaml")
+        .unwrap()
+        .one_replica()
+        .unwrap();
+    let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: db, image: busybox}]}\n";
+    let err = parse_bundle(sts, "s.yaml").unwrap_err();
+    assert!(
+        message(&err).contains("spec.replicas: Invalid value: 2: podctl runs one replica on this host (set replicas: 1)"),
+        "{}",
+        message(&err)
     );
 }

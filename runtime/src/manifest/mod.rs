@@ -99,6 +99,79 @@ impl RunnablePod {
             ..self.clone()
         }
     }
+
+    /// Refuses more than one replica: one host runs one (unless asked for every replica,
+    /// [`RunnablePod::replicas_fit`]).
+    pub fn one_replica(&self) -> Result<(), ManifestError> {
+        match self.controller.replicas() {
+            1 => Ok(()),
+            n => Err(self.invalid(vec![FieldError::new(
+                "spec.replicas",
+                format!(
+                    "Invalid value: {n}: podctl runs one replica on this host (set replicas: 1, \
+                     or run every replica in the foreground with `podctl run --all-replicas`)"
+                ),
+            )])),
+        }
+    }
+
+    /// With every replica on this host, the pods share its ports: a template with a
+    /// `hostPort` cannot run more than one.
+    pub fn replicas_fit(&self) -> Result<(), ManifestError> {
+        let n = self.controller.replicas();
+        if n < 2 {
+            return Ok(());
+        }
+        let Some(spec) = self.template.spec.as_ref() else {
+            return Ok(());
+        };
+        let lists = [
+            ("initContainers", spec.init_containers.as_deref()),
+            ("containers", Some(&spec.containers[..])),
+        ];
+        let mut errors = Vec::new();
+        for (list, containers) in lists {
+            for (i, c) in containers.unwrap_or_default().iter().enumerate() {
+                for (j, port) in c.ports.as_deref().unwrap_or_default().iter().enumerate() {
+                    if let Some(host) = port.host_port.filter(|p| *p != 0) {
+                        errors.push(FieldError::new(
+                            format!("spec.template.spec.{list}[{i}].ports[{j}].hostPort"),
+                            format!("Invalid value: {host}: {n} replicas on one host cannot share a hostPort"),
+                        ));
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.invalid(errors))
+        }
+    }
+
+    /// Every replica: this pod, then the others named as the controller names them.
+    pub fn replica_pods(&self) -> Vec<RunnablePod> {
+        let mut pods = vec![self.clone()];
+        while pods.len() < self.controller.replicas() as usize {
+            let pod = self.renamed(&random_suffix());
+            if !pods
+                .iter()
+                .any(|p| p.pod.metadata.name == pod.pod.metadata.name)
+            {
+                pods.push(pod);
+            }
+        }
+        pods
+    }
+
+    fn invalid(&self, errors: Vec<FieldError>) -> ManifestError {
+        let (kind, name) = self.controller.owner().unwrap_or(("Pod", ""));
+        ManifestError::Invalid {
+            kind,
+            name: name.to_owned(),
+            errors,
+        }
+    }
 }
 
 impl Bundle {

@@ -34,9 +34,11 @@ pub enum Controller {
     Deployment {
         name: String,
         template_hash: String,
+        replicas: u32,
     },
     ReplicaSet {
         name: String,
+        replicas: u32,
     },
     /// `<name>-<ordinal>`, with the ordinal's hostname under the governing service.
     StatefulSet {
@@ -124,12 +126,22 @@ impl Controller {
         Some(match self {
             Controller::None => return None,
             Controller::Deployment { name, .. } => ("Deployment", name),
-            Controller::ReplicaSet { name } => ("ReplicaSet", name),
+            Controller::ReplicaSet { name, .. } => ("ReplicaSet", name),
             Controller::StatefulSet { name, .. } => ("StatefulSet", name),
             Controller::DaemonSet { name, .. } => ("DaemonSet", name),
             Controller::Job(j) => ("Job", &j.name),
             Controller::CronJob(c) => ("CronJob", &c.name),
         })
+    }
+
+    /// How many pods it runs at once: `replicas` of a Deployment or ReplicaSet, else 1.
+    pub fn replicas(&self) -> u32 {
+        match self {
+            Controller::Deployment { replicas, .. } | Controller::ReplicaSet { replicas, .. } => {
+                *replicas
+            }
+            _ => 1,
+        }
     }
 
     /// The kind and name of the controller, for messages (`Deployment "web"`).
@@ -155,11 +167,12 @@ impl Controller {
             Controller::Deployment {
                 name,
                 template_hash,
+                ..
             } => {
                 label("pod-template-hash", template_hash);
                 generate(&format!("{name}-{template_hash}-"), suffix)
             }
-            Controller::ReplicaSet { name } => generate(&format!("{name}-"), suffix),
+            Controller::ReplicaSet { name, .. } => generate(&format!("{name}-"), suffix),
             Controller::StatefulSet {
                 name,
                 ordinal,
@@ -341,17 +354,28 @@ fn check_selector(v: &mut Errors, kind: &str, selector: &LabelSelector, template
 }
 
 /// One host runs one replica (`replicas` absent is 1).
-fn check_replicas(v: &mut Errors, replicas: Option<i32>) {
+/// `replicas` (default 1): more than one only where `scalable` (checked against
+/// `--all-replicas` later, [`super::RunnablePod::one_replica`]).
+fn check_replicas(v: &mut Errors, replicas: Option<i32>, scalable: bool) -> u32 {
     match replicas {
-        None | Some(1) => {}
-        Some(n) if n < 0 => v.push(
-            "spec.replicas",
-            format!("Invalid value: {n}: must be greater than or equal to 0"),
-        ),
-        Some(n) => v.push(
-            "spec.replicas",
-            format!("Invalid value: {n}: podctl runs one replica on this host (set replicas: 1)"),
-        ),
+        None | Some(1) => 1,
+        Some(n) if n < 0 => {
+            v.push(
+                "spec.replicas",
+                format!("Invalid value: {n}: must be greater than or equal to 0"),
+            );
+            1
+        }
+        Some(n) if n > 1 && scalable => n as u32,
+        Some(n) => {
+            v.push(
+                "spec.replicas",
+                format!(
+                    "Invalid value: {n}: podctl runs one replica on this host (set replicas: 1)"
+                ),
+            );
+            1
+        }
     }
 }
 
@@ -401,36 +425,48 @@ fn finish(
     }
 }
 
+/// How an apps/v1 controller's `replicas` is read.
+enum Replicas {
+    /// A DaemonSet: one pod per node.
+    None,
+    /// A StatefulSet: its first ordinal only.
+    One(Option<i32>),
+    /// A Deployment or ReplicaSet: as many as asked for.
+    Scalable(Option<i32>),
+}
+
 /// What every apps/v1 controller's spec shares: a template that restarts `Always`, a
-/// selector matching its labels, and (but for a DaemonSet, `replicas: None`) one replica.
+/// selector matching its labels, and its replicas (returned).
 fn apps_template(
     v: &mut Errors,
     kind: &str,
     meta: &ObjectMeta,
     template: Option<&PodTemplateSpec>,
     selector: &LabelSelector,
-    replicas: Option<Option<i32>>,
-) -> Pod {
+    replicas: Replicas,
+) -> (Pod, u32) {
     let pod = template_pod(v, "spec.template", template, meta.namespace.as_ref());
     check_template(v, "spec.template", &pod);
     check_selector(v, kind, selector, &pod);
-    if let Some(replicas) = replicas {
-        check_replicas(v, replicas);
-    }
+    let replicas = match replicas {
+        Replicas::None => 1,
+        Replicas::One(n) => check_replicas(v, n, false),
+        Replicas::Scalable(n) => check_replicas(v, n, true),
+    };
     check_restart_policy(v, "spec.template", &pod, &["Always"], false);
-    pod
+    (pod, replicas)
 }
 
 pub(super) fn deployment(d: &Deployment) -> Result<Read, ManifestError> {
     let mut v = Errors::default();
     let spec = &d.spec;
-    let template = apps_template(
+    let (template, replicas) = apps_template(
         &mut v,
         "deployment",
         &d.metadata,
         Some(&spec.template),
         &spec.selector,
-        Some(spec.replicas),
+        Replicas::Scalable(spec.replicas),
     );
     if spec.paused == Some(true) {
         v.push("spec.paused", NOT_SUPPORTED);
@@ -438,6 +474,7 @@ pub(super) fn deployment(d: &Deployment) -> Result<Read, ManifestError> {
     let controller = Controller::Deployment {
         name: d.metadata.name.clone().unwrap_or_default(),
         template_hash: template_hash(&spec.template),
+        replicas,
     };
     finish("Deployment", &d.metadata, v, template, controller)
 }
@@ -445,16 +482,17 @@ pub(super) fn deployment(d: &Deployment) -> Result<Read, ManifestError> {
 pub(super) fn replica_set(r: &ReplicaSet) -> Result<Read, ManifestError> {
     let mut v = Errors::default();
     let spec = &r.spec;
-    let template = apps_template(
+    let (template, replicas) = apps_template(
         &mut v,
         "replicaset",
         &r.metadata,
         spec.template.as_ref(),
         &spec.selector,
-        Some(spec.replicas),
+        Replicas::Scalable(spec.replicas),
     );
     let controller = Controller::ReplicaSet {
         name: r.metadata.name.clone().unwrap_or_default(),
+        replicas,
     };
     finish("ReplicaSet", &r.metadata, v, template, controller)
 }
@@ -516,13 +554,13 @@ pub(super) fn stateful_set(s: &StatefulSet) -> Result<Read, ManifestError> {
             }
         }
     }
-    let mut template = apps_template(
+    let (mut template, _) = apps_template(
         &mut v,
         "statefulset",
         &s.metadata,
         Some(&pod_template),
         &spec.selector,
-        Some(spec.replicas),
+        Replicas::One(spec.replicas),
     );
     if let Some(service) = spec.service_name.as_ref().filter(|s| !s.is_empty()) {
         if let Some(pod_spec) = template.spec.as_mut() {
@@ -542,13 +580,13 @@ pub(super) fn stateful_set(s: &StatefulSet) -> Result<Read, ManifestError> {
 pub(super) fn daemon_set(d: &DaemonSet) -> Result<Read, ManifestError> {
     let mut v = Errors::default();
     let spec = &d.spec;
-    let template = apps_template(
+    let (template, _) = apps_template(
         &mut v,
         "daemonset",
         &d.metadata,
         Some(&spec.template),
         &spec.selector,
-        None,
+        Replicas::None,
     );
     let controller = Controller::DaemonSet {
         name: d.metadata.name.clone().unwrap_or_default(),
