@@ -529,7 +529,7 @@ spec:
     f.assert_refused(
         &out,
         2,
-        "spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 18080: 2 replicas on one host cannot share a hostPort",
+        "spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 18080: 2 replicas on one host cannot share a host port",
         None,
     );
     let out = f.podctl(&["run", "-d", "--all-replicas", &file], None);

@@ -186,7 +186,7 @@ pub async fn run<R: PodRunner>(
         if ending.is_some() || *stop.borrow() != StopRequest::None {
             let request = (*stop.borrow()).max(StopRequest::Graceful);
             for s in &pod_stops {
-                let _ = s.send(request);
+                request.raise(s);
             }
             if active.is_empty() {
                 break;

@@ -8,32 +8,25 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::containerd::Client;
-use crate::lifecycle::{self, LifecycleError, Observer, RunOptions, StopRequest};
+use crate::jobs::PodRunner;
+use crate::lifecycle::{LifecycleError, Observer, StopRequest};
 use crate::manifest::RunnablePod;
 use crate::status::PodStatus;
 
-/// Runs `pods` side by side until each ended; `observer` gives each pod (by name) its
-/// observer. Returns their final statuses in the order given.
-pub async fn run(
-    client: &Client,
+/// Runs `pods` side by side through `runner` until each ended; `observer` gives each pod
+/// (by name) its observer. Returns their final statuses in the order given.
+pub async fn run<R: PodRunner>(
+    runner: &R,
     pods: Vec<RunnablePod>,
-    opts: &RunOptions,
     observer: impl Fn(&str) -> Arc<dyn Observer>,
     mut stop: watch::Receiver<StopRequest>,
-) -> Result<Vec<PodStatus>, LifecycleError> {
+) -> Result<Vec<PodStatus>, R::Error> {
     let (all_tx, all_rx) = watch::channel(*stop.borrow());
     let mut running = JoinSet::new();
     for (i, pod) in pods.into_iter().enumerate() {
         let name = pod.pod.metadata.name.clone().unwrap_or_default();
-        let (client, opts, observer, stop) = (
-            client.clone(),
-            opts.clone(),
-            observer(&name),
-            all_rx.clone(),
-        );
-        running
-            .spawn(async move { (i, lifecycle::run(&client, pod, &opts, observer, stop).await) });
+        let (runner, observer, stop) = (runner.clone(), observer(&name), all_rx.clone());
+        running.spawn(async move { (i, runner.run_pod(pod, observer, stop).await) });
     }
     let mut statuses = Vec::new();
     let mut error = None;
@@ -41,10 +34,10 @@ pub async fn run(
     while !running.is_empty() {
         tokio::select! {
             joined = running.join_next() => {
+                let Some(joined) = joined else { break };
                 let result = match joined {
-                    Some(Ok((i, result))) => result.map(|s| (i, s)),
-                    Some(Err(e)) => Err(LifecycleError::Join(e.to_string())),
-                    None => continue,
+                    Ok((i, result)) => result.map(|s| (i, s)),
+                    Err(e) => Err(LifecycleError::Join(e.to_string()).into()),
                 };
                 match result {
                     Ok(done) => statuses.push(done),

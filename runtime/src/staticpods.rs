@@ -149,6 +149,17 @@ impl Watcher {
         }
     }
 
+    /// Names the file each of `files` (known names) came from, when the daemon knows it:
+    /// while that file is there but invalid, the workload is kept, not removed.
+    pub fn with_files(mut self, files: BTreeMap<String, PathBuf>) -> Self {
+        for (name, file) in files {
+            if let Some(running) = self.pods.get_mut(&name) {
+                running.file = Some(file);
+            }
+        }
+        self
+    }
+
     /// Rescans the dir and returns what changed since the previous poll.
     pub fn poll(&mut self) -> Vec<Change> {
         let mut changes = Vec::new();
@@ -374,11 +385,6 @@ fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Whether `file` is there but cannot be read as manifests (a bad edit), rather than gone.
-pub fn is_unreadable(file: &Path) -> bool {
-    matches!(parse(file), Parsed::Invalid(_))
-}
-
 /// One file as parsed by a poll, before the dir's shared objects are known.
 enum Parsed {
     /// Deleted between listing and reading.
@@ -486,13 +492,14 @@ fn resolve(file: &Path, parsed: Parsed, shared: &manifest::Bundle) -> Read {
     }
 }
 
+/// What a CronJob's key starts with: `cronjob/<name>` (a pod name has no `/`).
+pub const CRON_JOB_KEY: &str = "cronjob/";
+
 /// What names a file's workload among the dir's: its pod's name, or `cronjob/<name>` for
-/// a CronJob (a pod name has no `/`).
+/// a CronJob, so that its changes are ordered like a pod's.
 pub fn key(pod: &RunnablePod) -> String {
     match &pod.controller {
-        manifest::Controller::CronJob(c) => {
-            format!("{}{}", crate::daemon::CRON_JOB_KEY_PREFIX, c.name)
-        }
+        manifest::Controller::CronJob(c) => format!("{CRON_JOB_KEY}{}", c.name),
         // Validation refuses a pod without a name.
         _ => pod.pod.metadata.name.clone().unwrap_or_default(),
     }
@@ -818,6 +825,53 @@ mod tests {
         .unwrap();
         let mut w = watcher(d.path());
         assert_eq!(summary(&w.poll()), ["start linked link.yaml"]);
+    }
+
+    #[test]
+    fn a_known_cron_job_whose_file_is_invalid_is_kept_then_resumed() {
+        let d = tempfile::tempdir().unwrap();
+        let cron = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: tick}\nspec:\n  schedule: \"* * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: t, image: busybox}]\n";
+        // Invalid at the first poll after a restart (a bad schedule written meanwhile).
+        write(
+            d.path(),
+            "tick.yaml",
+            &cron.replace("* * * * *", "61 * * * *"),
+        );
+        let known = BTreeMap::from([("cronjob/tick".to_owned(), String::new())]);
+        let files = BTreeMap::from([("cronjob/tick".to_owned(), d.path().join("tick.yaml"))]);
+        let mut w = Watcher::new(d.path().to_owned(), known).with_files(files);
+        let changes = w.poll();
+        assert!(
+            error_of(&changes).contains("spec.schedule"),
+            "{}",
+            error_of(&changes)
+        );
+        // Fixed: its schedule resumes (a replace of the recorded CronJob, not a new one).
+        write(d.path(), "tick.yaml", cron);
+        match &w.poll()[..] {
+            [Change::Replace {
+                pod,
+                previous: None,
+                ..
+            }] => assert_eq!(key(pod), "cronjob/tick"),
+            other => panic!("{:?}", summary(other)),
+        }
+        // Without the file known, the invalid file would remove it.
+        write(
+            d.path(),
+            "tick.yaml",
+            &cron.replace("* * * * *", "61 * * * *"),
+        );
+        let known = BTreeMap::from([("cronjob/tick".to_owned(), String::new())]);
+        let mut w = Watcher::new(d.path().to_owned(), known);
+        let changes = w.poll();
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, Change::Remove { name } if name == "cronjob/tick")),
+            "{:?}",
+            summary(&changes)
+        );
     }
 
     #[test]

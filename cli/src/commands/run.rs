@@ -109,9 +109,10 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         events: args.events,
         pod: pod.map(|p| format!("{p}/")).unwrap_or_default(),
     };
+    let runner = jobs::Foreground { client, opts };
     if pod.controller.replicas() > 1 {
         let observer = |name: &str| -> Arc<dyn Observer> { Arc::new(terminal(Some(name))) };
-        let statuses = replicas::run(&client, pod.replica_pods(), &opts, observer, stop_rx)
+        let statuses = replicas::run(&runner, pod.replica_pods(), observer, stop_rx)
             .await
             .map_err(run_error)?;
         match args.output {
@@ -132,7 +133,6 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     }
     let observer = Arc::new(terminal(None));
     if jobs::rules(&pod).is_some() {
-        let runner = jobs::Foreground { client, opts };
         let status = jobs::run(&runner, pod, observer, stop_rx)
             .await
             .map_err(run_error)?;
@@ -147,7 +147,7 @@ pub async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         }
         return Ok(status.exit_code().clamp(0, 255) as u8);
     }
-    let status = lifecycle::run(&client, pod, &opts, observer, stop_rx)
+    let status = lifecycle::run(&runner.client, pod, &runner.opts, observer, stop_rx)
         .await
         .map_err(run_error)?;
     match args.output {

@@ -42,10 +42,6 @@ use crate::manifest::{Concurrency, Controller, CronRules, RunnablePod};
 use crate::pods;
 use crate::status::{Phase, PodStatus};
 
-/// The manifests dir names a CronJob `cronjob/<name>` among its pods (a pod name has no
-/// `/`), so its changes are scheduled like a pod's.
-pub const KEY_PREFIX: &str = "cronjob/";
-
 /// The longest the scheduler sleeps before looking at the clock again (it may be set).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Missed times beyond which the controller warns.
@@ -54,13 +50,16 @@ const MANY_MISSED: usize = 100;
 const STOP_WAIT: Duration = Duration::from_secs(60);
 /// How often the pods of a Job a previous daemon ran are looked at.
 const ORPHAN_POLL: Duration = Duration::from_secs(1);
+/// How long such a pod may stay neither adopted nor ended (its adoption being retried)
+/// before it counts as failed.
+const ORPHAN_ADOPTION_WAIT: Duration = Duration::from_secs(60);
 
 /// A CronJob's record, in the shape of its `status` plus its Jobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
-    /// The file that defines it: while that file is there but invalid, it is kept.
-    #[serde(default)]
+    /// The file that defines it: the manifests dir keeps the CronJob while that file is
+    /// there but invalid, as it keeps a broken file's pod.
     pub file: Option<PathBuf>,
     /// When this daemon first ran the CronJob: no time before it fires (the controller
     /// uses the object's creation time).
@@ -87,12 +86,7 @@ pub struct JobRecord {
     pub succeeded: u32,
     pub failed: u32,
     /// The successful pods it needs.
-    #[serde(default = "one")]
     pub completions: u32,
-}
-
-fn one() -> u32 {
-    1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +120,17 @@ pub fn recorded(root: &Path, namespace: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The file each recorded CronJob came from, by its manifests-dir key (`cronjob/<name>`).
+pub fn recorded_files(root: &Path, namespace: &str) -> std::collections::BTreeMap<String, PathBuf> {
+    recorded(root, namespace)
+        .into_iter()
+        .filter_map(|name| {
+            let file = read_record(root, namespace, &name)?.file?;
+            Some((format!("{}{name}", crate::staticpods::CRON_JOB_KEY), file))
+        })
+        .collect()
 }
 
 /// Reads CronJob `name`'s record; `None` when it has none (or it cannot be read).
@@ -232,6 +237,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CronJobs {
+    /// Whether `state` is still its CronJob's (not removed).
+    fn is_current(&self, state: &Arc<CronState>) -> bool {
+        lock(&self.jobs)
+            .get(&state.name)
+            .is_some_and(|s| Arc::ptr_eq(s, state))
+    }
+
     /// CronJob `name`'s state, read from its record the first time; the Jobs a previous
     /// daemon left running are followed until their pods end.
     fn state(&self, daemon: &Arc<Daemon>, name: &str) -> Arc<CronState> {
@@ -308,8 +320,7 @@ pub(crate) fn start(
 }
 
 /// Stops CronJob `name`: its schedule, then its Jobs; removes them with their pods and its
-/// record. Returns whether all of it is gone. While its file is there but cannot be read
-/// as a CronJob (a bad edit), only the schedule stops: its Jobs and record are kept.
+/// record. Returns whether all of it is gone.
 pub(crate) async fn remove(daemon: &Arc<Daemon>, name: &str) -> bool {
     let state = daemon.cron_jobs().state(daemon, name);
     let scheduler = lock(&state.scheduler).take();
@@ -317,28 +328,17 @@ pub(crate) async fn remove(daemon: &Arc<Daemon>, name: &str) -> bool {
         scheduler.abort();
         let _ = scheduler.await;
     }
-    let file = {
-        let record = lock(&state.record);
+    {
+        let _record = lock(&state.record);
         state.generation.store(0, Ordering::SeqCst);
-        record.file.clone()
-    };
-    if file.is_some_and(|f| crate::staticpods::is_unreadable(&f)) {
-        tracing::warn!(cronjob = %name, "its file is invalid: the schedule stops, its Jobs and record are kept");
-        return true;
     }
     state.stop_active(StopRequest::Graceful);
     if !state.wait_idle(STOP_WAIT).await {
         tracing::error!(cronjob = %name, "its Jobs did not stop in time; trying again later");
         return false;
     }
-    let jobs: Vec<JobRecord> = lock(&state.record).jobs.clone();
-    let mut gone = true;
-    for job in &jobs {
-        gone &= remove_job_pods(daemon, &state.name, Some(job), true).await;
-    }
-    // Pods of Jobs the record lost track of (a record written before they started).
-    gone &= remove_job_pods(daemon, &state.name, None, true).await;
-    if !gone {
+    // Every Job's pods, recorded or not (a record written before they started).
+    if !remove_job_pods(daemon, &state.name, None, true).await {
         return false;
     }
     if let Err(e) = std::fs::remove_file(&state.path) {
@@ -429,8 +429,14 @@ async fn schedule(
                 }
                 _ => true,
             };
-            if start && start_job(&daemon, &state, &rules, &cron, &time, generation) {
-                continue;
+            if start {
+                match start_job(&daemon, &state, &rules, &cron, &time, generation) {
+                    Started::Yes => continue,
+                    // An edit or a removal took over: this scheduler is done.
+                    Started::Superseded => return,
+                    // Tried again after the sleep.
+                    Started::Failed => {}
+                }
             }
         }
         let sleep = due
@@ -449,9 +455,17 @@ async fn schedule(
     }
 }
 
+/// What came of a time that fired.
+enum Started {
+    Yes,
+    /// A newer schedule (an edit) or a removal took over.
+    Superseded,
+    /// The record could not be written: the time is tried again later.
+    Failed,
+}
+
 /// Makes the Job of `time` and runs it on a task of its own (it outlives an edit of the
-/// CronJob); records it first, so that the time never starts twice. Returns false when
-/// the record cannot be written (the time is tried again later).
+/// CronJob); records it first, so that the time never starts twice.
 fn start_job(
     daemon: &Arc<Daemon>,
     state: &Arc<CronState>,
@@ -459,22 +473,17 @@ fn start_job(
     cron: &RunnablePod,
     time: &Zoned,
     generation: u64,
-) -> bool {
+) -> Started {
     let mut job_rules = rules.job(time.timestamp());
     job_rules.uid = crate::lifecycle::new_uid();
     let name = job_rules.name.clone();
     let stop_rx = {
         let mut record = lock(&state.record);
         if state.generation.load(Ordering::SeqCst) != generation {
-            // A newer schedule (an edit) or a removal took over.
-            return true;
+            return Started::Superseded;
         }
         let last = record.last_schedule_time;
         record.last_schedule_time = Some(time.timestamp());
-        if record.jobs.iter().any(|j| j.name == name) {
-            // Run already (the record is what says so): the time is only marked.
-            return state.save(&record).is_ok();
-        }
         record.jobs.push(JobRecord {
             name: name.clone(),
             uid: job_rules.uid.clone(),
@@ -491,7 +500,7 @@ fn start_job(
             tracing::error!(cronjob = %rules.name, error = %crate::describe(&e), "cannot record the Job; not starting it");
             record.jobs.pop();
             record.last_schedule_time = last;
-            return false;
+            return Started::Failed;
         }
         // Under the record's lock: a removal either sees this Job running or stops it
         // from starting (the generation).
@@ -517,7 +526,7 @@ fn start_job(
         };
         finish_job(&daemon, &state, &name, outcome).await;
     });
-    true
+    Started::Yes
 }
 
 /// How a Job ended, as its record keeps it.
@@ -553,7 +562,8 @@ impl Outcome {
 }
 
 /// Follows a Job a previous daemon started: it counts as running until its pods (adopted
-/// by this daemon) ended; a stop request reaches them.
+/// by this daemon) ended; a stop request reaches them. A pod neither adopted nor ended
+/// within [`ORPHAN_ADOPTION_WAIT`] counts as failed.
 async fn follow_orphan(
     daemon: Arc<Daemon>,
     state: Arc<CronState>,
@@ -561,25 +571,34 @@ async fn follow_orphan(
     mut stop: watch::Receiver<StopRequest>,
 ) {
     tracing::info!(cronjob = %state.name, job = %job.name, "following the pods of a Job the previous daemon ran");
+    let names: Vec<String> = pods::list(daemon.root(), daemon.namespace())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| uid_of(r) == Some(job.uid.as_str()))
+        .map(|r| r.name)
+        .collect();
+    let since = std::time::Instant::now();
+    let mut sent = StopRequest::None;
     let mut stop_open = true;
     let outcome = loop {
-        let Ok(all) = pods::list(daemon.root(), daemon.namespace()) else {
-            tokio::time::sleep(ORPHAN_POLL).await;
-            continue;
-        };
-        let phases: Vec<(String, Option<Phase>)> = all
-            .into_iter()
-            .filter(|r| uid_of(r) == Some(job.uid.as_str()))
-            .map(|r| (r.name, r.status.map(|s| s.phase)))
-            .collect();
-        let running: Vec<&String> = phases
-            .iter()
-            .filter(|(_, p)| !p.is_some_and(Phase::is_terminal))
-            .map(|(n, _)| n)
-            .collect();
+        let mut running = Vec::new();
+        let mut ended = Vec::new();
+        for name in &names {
+            // A pod removed meanwhile counts for nothing.
+            let Ok(record) = pods::get(daemon.root(), daemon.namespace(), name) else {
+                continue;
+            };
+            match record.status.map(|s| s.phase) {
+                Some(phase) if phase.is_terminal() => ended.push(phase),
+                _ if daemon.supervises(name) || since.elapsed() < ORPHAN_ADOPTION_WAIT => {
+                    running.push(name)
+                }
+                _ => ended.push(Phase::Failed),
+            }
+        }
         if running.is_empty() {
-            let count = |want: Phase| phases.iter().filter(|(_, p)| *p == Some(want)).count();
-            let succeeded = count(Phase::Succeeded) as u32;
+            let count = |want: Phase| ended.iter().filter(|p| **p == want).count() as u32;
+            let succeeded = count(Phase::Succeeded);
             break Outcome {
                 state: if succeeded >= job.completions {
                     JobState::Complete
@@ -588,16 +607,17 @@ async fn follow_orphan(
                 },
                 reason: Some("DaemonRestarted".into()),
                 succeeded,
-                failed: count(Phase::Failed) as u32,
+                failed: count(Phase::Failed),
             };
         }
         let request = *stop.borrow();
-        if request != StopRequest::None {
+        if request > sent {
             for pod in running {
                 let _ = daemon
                     .stop(pod, request == StopRequest::Now, Duration::ZERO)
                     .await;
             }
+            sent = request;
         }
         tokio::select! {
             _ = tokio::time::sleep(ORPHAN_POLL) => {}
@@ -641,7 +661,8 @@ async fn finish_job(daemon: &Arc<Daemon>, state: &Arc<CronState>, name: &str, ou
             kept.push(job);
         }
     }
-    if !kept.is_empty() {
+    // A CronJob removed meanwhile has no record to write back.
+    if !kept.is_empty() && daemon.cron_jobs().is_current(state) {
         let mut record = lock(&state.record);
         kept.append(&mut record.jobs);
         record.jobs = kept;

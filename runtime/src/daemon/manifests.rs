@@ -36,7 +36,9 @@ const STOP_SLACK: Duration = Duration::from_secs(10);
 /// Follows `dir` for as long as the daemon runs.
 pub(crate) async fn watch(daemon: Arc<Daemon>, dir: PathBuf) {
     tracing::info!(dir = %dir.display(), "following the manifests dir");
-    let mut watcher = Watcher::new(dir, daemon.static_pods());
+    let mut watcher = Watcher::new(dir, daemon.static_pods()).with_files(
+        super::cronjobs::recorded_files(daemon.root(), daemon.namespace()),
+    );
     let mut schedule = Schedule::new();
     let mut running: FuturesUnordered<BoxFuture<'static, (String, Option<Change>)>> =
         FuturesUnordered::new();
@@ -228,7 +230,7 @@ async fn start(daemon: &Arc<Daemon>, file: &Path, pod: &RunnablePod, hash: &str)
 /// Stops a static pod gracefully and removes it; returns whether it is gone. A CronJob
 /// goes with its Jobs.
 async fn remove(daemon: &Arc<Daemon>, name: &str) -> bool {
-    if let Some(cron) = name.strip_prefix(super::cronjobs::KEY_PREFIX) {
+    if let Some(cron) = name.strip_prefix(crate::staticpods::CRON_JOB_KEY) {
         return super::cronjobs::remove(daemon, cron).await;
     }
     if daemon.supervises(name) {

@@ -33,7 +33,6 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{umask, Mode};
 
-pub use cronjobs::KEY_PREFIX as CRON_JOB_KEY_PREFIX;
 pub use supervise::{
     source_of, Daemon, Source, SuperviseError, HASH_ANNOTATION, SOURCE_ANNOTATION,
 };

@@ -454,7 +454,7 @@ impl Daemon {
                 .collect();
         for name in super::cronjobs::recorded(self.root(), self.namespace()) {
             known.insert(
-                format!("{}{name}", super::cronjobs::KEY_PREFIX),
+                format!("{}{name}", crate::staticpods::CRON_JOB_KEY),
                 String::new(),
             );
         }

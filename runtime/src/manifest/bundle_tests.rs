@@ -588,9 +588,9 @@ fn more_replicas_only_when_asked_for_and_without_host_ports() {
     assert_eq!(
         message(&ported.replicas_fit().unwrap_err()),
         "The Deployment \"web\" is invalid:\n\
-         * spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 8080: 2 replicas on one host cannot share a hostPort"
+         * spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 8080: 2 replicas on one host cannot share a host port"
     );
-    // One replica, or a StatefulSet's first ordinal only.
+    // One replica; a StatefulSet refuses more even with --all-replicas.
     parse_valid(DEPLOYMENT, "d.yaml")
         .unwrap()
         .one_replica()

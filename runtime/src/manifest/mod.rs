@@ -115,33 +115,23 @@ impl RunnablePod {
         }
     }
 
-    /// With every replica on this host, the pods share its ports: a template with a
-    /// `hostPort` cannot run more than one.
+    /// With every replica on this host, the pods share its ports: a template that binds a
+    /// host port (`hostPort`, or any port with `hostNetwork`) cannot run more than one.
     pub fn replicas_fit(&self) -> Result<(), ManifestError> {
         let n = self.controller.replicas();
-        if n < 2 {
-            return Ok(());
-        }
-        let Some(spec) = self.template.spec.as_ref() else {
+        let Some(spec) = self.template.spec.as_ref().filter(|_| n > 1) else {
             return Ok(());
         };
-        let lists = [
-            ("initContainers", spec.init_containers.as_deref()),
-            ("containers", Some(&spec.containers[..])),
-        ];
-        let mut errors = Vec::new();
-        for (list, containers) in lists {
-            for (i, c) in containers.unwrap_or_default().iter().enumerate() {
-                for (j, port) in c.ports.as_deref().unwrap_or_default().iter().enumerate() {
-                    if let Some(host) = port.host_port.filter(|p| *p != 0) {
-                        errors.push(FieldError::new(
-                            format!("spec.template.spec.{list}[{i}].ports[{j}].hostPort"),
-                            format!("Invalid value: {host}: {n} replicas on one host cannot share a hostPort"),
-                        ));
-                    }
-                }
-            }
-        }
+        let errors: Vec<FieldError> = validate::host_bound_ports(spec)
+            .map(|(_, path, _, port)| {
+                FieldError::new(
+                    format!("spec.template.{path}.hostPort"),
+                    format!(
+                        "Invalid value: {port}: {n} replicas on one host cannot share a host port"
+                    ),
+                )
+            })
+            .collect();
         if errors.is_empty() {
             Ok(())
         } else {

@@ -1009,10 +1009,12 @@ fn container_port<'a>(
     );
 }
 
-/// hostPorts as the API server checks them: in range; with `hostNetwork`, equal to the
-/// containerPort (the default it fills in); unique per protocol, hostIP and port within each
-/// list of containers (`AccumulateUniqueHostPorts`). podctl also wants a hostIP it can bind.
-fn host_ports(v: &mut Errors, spec: &PodSpec) {
+/// Each port of the pod's containers that binds a port of the host: its list
+/// (`spec.containers`), path (`spec.containers[0].ports[1]`) and host port, the `hostPort`
+/// or, with `hostNetwork`, the `containerPort` (the default the API server fills in).
+pub(super) fn host_bound_ports(
+    spec: &PodSpec,
+) -> impl Iterator<Item = (&'static str, String, &ContainerPort, i32)> {
     let host_network = spec.host_network.unwrap_or(false);
     let lists = [
         (
@@ -1021,52 +1023,69 @@ fn host_ports(v: &mut Errors, spec: &PodSpec) {
         ),
         ("spec.containers", spec.containers.as_slice()),
     ];
-    for (list, containers) in lists {
-        let mut seen = HashSet::new();
-        for (ci, c) in containers.iter().enumerate() {
-            for (pi, p) in c.ports.iter().flatten().enumerate() {
-                let path = format!("{list}[{ci}].ports[{pi}]");
-                let mut host_port = p.host_port.unwrap_or(0);
-                if host_network && host_port == 0 {
-                    host_port = p.container_port;
-                }
-                if host_port == 0 {
-                    continue;
-                }
-                if !(1..=65535).contains(&host_port) {
-                    v.invalid_number(
-                        format!("{path}.hostPort"),
-                        host_port,
-                        "must be between 1 and 65535, inclusive",
-                    );
-                } else if host_network && host_port != p.container_port {
-                    v.invalid_number(
-                        format!("{path}.hostPort"),
-                        host_port,
-                        "must match `containerPort` when `hostNetwork` is true",
-                    );
-                }
-                let host_ip = p.host_ip.as_deref().unwrap_or_default();
-                if !host_ip.is_empty() && host_ip.parse::<std::net::IpAddr>().is_err() {
-                    v.invalid(
-                        format!("{path}.hostIP"),
-                        host_ip,
-                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
-                    );
-                }
-                let protocol = p
-                    .protocol
-                    .as_deref()
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or("TCP");
-                let key = format!("{protocol}/{host_ip}/{host_port}");
-                if !seen.insert(key.clone()) {
-                    v.push(
-                        format!("{path}.hostPort"),
-                        format!("Duplicate value: {key:?}"),
-                    );
-                }
-            }
+    lists.into_iter().flat_map(move |(list, containers)| {
+        containers.iter().enumerate().flat_map(move |(ci, c)| {
+            c.ports
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(move |(pi, p)| {
+                    let mut host_port = p.host_port.unwrap_or(0);
+                    if host_network && host_port == 0 {
+                        host_port = p.container_port;
+                    }
+                    (host_port != 0)
+                        .then(|| (list, format!("{list}[{ci}].ports[{pi}]"), p, host_port))
+                })
+        })
+    })
+}
+
+/// hostPorts as the API server checks them: in range; with `hostNetwork`, equal to the
+/// containerPort (the default it fills in); unique per protocol, hostIP and port within each
+/// list of containers (`AccumulateUniqueHostPorts`). podctl also wants a hostIP it can bind.
+fn host_ports(v: &mut Errors, spec: &PodSpec) {
+    let host_network = spec.host_network.unwrap_or(false);
+    let mut seen = HashSet::new();
+    let mut list_seen = "";
+    for (list, path, p, host_port) in host_bound_ports(spec) {
+        if list != list_seen {
+            // Unique within each list of containers.
+            seen.clear();
+            list_seen = list;
+        }
+        if !(1..=65535).contains(&host_port) {
+            v.invalid_number(
+                format!("{path}.hostPort"),
+                host_port,
+                "must be between 1 and 65535, inclusive",
+            );
+        } else if host_network && host_port != p.container_port {
+            v.invalid_number(
+                format!("{path}.hostPort"),
+                host_port,
+                "must match `containerPort` when `hostNetwork` is true",
+            );
+        }
+        let host_ip = p.host_ip.as_deref().unwrap_or_default();
+        if !host_ip.is_empty() && host_ip.parse::<std::net::IpAddr>().is_err() {
+            v.invalid(
+                format!("{path}.hostIP"),
+                host_ip,
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            );
+        }
+        let protocol = p
+            .protocol
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("TCP");
+        let key = format!("{protocol}/{host_ip}/{host_port}");
+        if !seen.insert(key.clone()) {
+            v.push(
+                format!("{path}.hostPort"),
+                format!("Duplicate value: {key:?}"),
+            );
         }
     }
 }

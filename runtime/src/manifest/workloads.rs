@@ -79,7 +79,7 @@ pub struct CronRules {
 pub enum Concurrency {
     /// Start another Job beside it.
     Allow,
-    /// Skip this time.
+    /// Hold the time until the running Jobs ended.
     Forbid,
     /// Stop the running Jobs, then start the new one.
     Replace,
@@ -353,7 +353,6 @@ fn check_selector(v: &mut Errors, kind: &str, selector: &LabelSelector, template
     }
 }
 
-/// One host runs one replica (`replicas` absent is 1).
 /// `replicas` (default 1): more than one only where `scalable` (checked against
 /// `--all-replicas` later, [`super::RunnablePod::one_replica`]).
 fn check_replicas(v: &mut Errors, replicas: Option<i32>, scalable: bool) -> u32 {
@@ -429,7 +428,7 @@ fn finish(
 enum Replicas {
     /// A DaemonSet: one pod per node.
     None,
-    /// A StatefulSet: its first ordinal only.
+    /// A StatefulSet: one ordinal; other counts are refused.
     One(Option<i32>),
     /// A Deployment or ReplicaSet: as many as asked for.
     Scalable(Option<i32>),
